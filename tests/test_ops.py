@@ -50,7 +50,7 @@ def test_parameter_counts(name, params):
 
 def test_darts_dilated_5x5_has_a_9x9_receptive_field():
     op = DARTS_OPS["dil_conv_5x5"](4, 1, True)
-    x = torch.zeros(1, 4, 21, 21, requires_grad=True)
+    x = (torch.rand(1, 4, 21, 21) + 0.1).requires_grad_()  # positive: ReLU passes gradients
     op.eval()
     op(x)[0, :, 10, 10].sum().backward()
     rows = x.grad.abs().sum(dim=(0, 1, 3)).nonzero().flatten()
