@@ -10,7 +10,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["plot_profile"]
+__all__ = ["plot_profile", "plot_block_costs"]
 
 
 def _axes(ax, figsize=(8, 4)):
@@ -48,3 +48,28 @@ def plot_profile(profile, ax=None, log: bool = True):
     ax.figure.tight_layout()
     return ax
 
+
+def plot_block_costs(costs, ax=None, log: bool = True):
+    """Parameters and MACs per block, side by side: which building block buys what.
+
+    `costs` maps a block's name to anything with `params` and `macs` attributes (e.g. the
+    `Cost` of `edgeai.blocks`, or a profile) or to a (params, macs) pair; the blocks are shown in
+    the order given.
+    """
+    if not costs:
+        raise ValueError("costs is empty: pass {block name: cost} with at least one block")
+    names = list(costs)
+    pairs = [(c.params, c.macs) if hasattr(c, "macs") else tuple(c) for c in costs.values()]
+    ax = _axes(ax, figsize=(max(6, 0.9 * len(names) + 2), 4))
+    x = np.arange(len(names))
+    width = 0.4
+    ax.bar(x - width / 2, [p for p, _ in pairs], width, label="parameters", color="tab:green")
+    ax.bar(x + width / 2, [m for _, m in pairs], width, label="MACs", color="tab:red")
+    ax.set_xticks(x, names, rotation=30, ha="right")
+    if log:
+        ax.set_yscale("log")
+    ax.set_ylabel("count")
+    ax.set_title("Parameters and MACs per block")
+    ax.legend()
+    ax.figure.tight_layout()
+    return ax
