@@ -54,6 +54,8 @@ __all__ = [
 
 
 def _integer(name: str, value: Any, minimum: int) -> int:
+    if type(value) is int and value >= minimum:  # the common case, fast: cost models call this a lot
+        return value
     if isinstance(value, bool) or isinstance(value, float) or not hasattr(value, "__index__"):
         kind = "positive" if minimum > 0 else "non-negative"
         raise TypeError(f"{name} must be a {kind} integer, got {value!r} ({type(value).__name__})")
