@@ -73,3 +73,62 @@ def plot_block_costs(costs, ax=None, log: bool = True):
     ax.legend()
     ax.figure.tight_layout()
     return ax
+
+
+def plot_flops_cdf(stats, ax=None, unit: float = 1e6):
+    """MCUNet's search-space analysis: the cumulative distribution of FLOPs of the models that
+    satisfy the constraint, one curve per sub-space. `stats` are objects with `key`, `flops`
+    (sorted) and `sampled` (see `edgeai.spaces.edge.flops_distributions`). A curve further to the
+    right means more capacity within the same constraint."""
+    ax = _axes(ax, figsize=(7, 4))
+    for s in stats:
+        if not s.flops:
+            continue
+        n = len(s.flops)
+        xs = np.asarray(s.flops) / unit
+        ax.step(xs, np.arange(1, n + 1) / n, where="post",
+                label=f"{_subspace_label(s.key)} ({n}/{s.sampled} fit)")
+    ax.set_xlabel("FLOPs (M)" if unit == 1e6 else f"FLOPs / {unit:g}")
+    ax.set_ylabel("fraction of satisfying models")
+    ax.set_title("FLOPs distribution of the models that satisfy the constraint")
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def _subspace_label(key) -> str:
+    if isinstance(key, tuple) and len(key) == 2:
+        return f"w{key[0]}-r{key[1]}"
+    return str(key)
+
+
+def plot_pareto(xs, ys, front=None, ax=None, xlabel: str = "MACs", ylabel: str = "accuracy",
+                title: str = "Accuracy vs efficiency", logx: bool = False):
+    """Every evaluated candidate as a dot, the Pareto-optimal ones joined by a line.
+
+    `front` is a list of indices into xs/ys (e.g. from `edgeai.strategies.pareto_front`)."""
+    ax = _axes(ax, figsize=(6, 4))
+    ax.scatter(xs, ys, s=12, alpha=0.5, label="candidates")
+    if front:
+        fx, fy = [xs[i] for i in front], [ys[i] for i in front]
+        ax.plot(fx, fy, "o-", color="tab:red", label="Pareto front")
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_search_curves(curves: dict, ax=None, xlabel: str = "evaluations", ylabel: str = "best score so far"):
+    """Best score so far against the number of evaluations, one line per strategy."""
+    ax = _axes(ax, figsize=(6, 4))
+    for label, curve in curves.items():
+        ax.plot(np.arange(1, len(curve) + 1), curve, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return ax
