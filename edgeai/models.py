@@ -218,7 +218,9 @@ def shufflenet_v1(groups: int = 3, width_mult: float = 1.0, num_classes: int = 1
     (its input has only 24 channels), as in the paper.
 
     Scaled widths round the stage channels to multiples of 4·g (bottleneck = c/4 must split into g
-    groups) and conv1 to a multiple of lcm(4, g); at s = 0.5 this gives Megvii's official widths.
+    groups) and conv1 to a multiple of lcm(4, g). This gives Megvii's official widths at s = 0.5,
+    1 and 2; NOTE: Megvii's 1.5x keeps conv1 at 24 channels where this rule gives 36 (their
+    292M MACs for g = 3 against 300M here).
     """
     groups = _positive_int("groups", groups)
     if groups not in SHUFFLENET_V1_CHANNELS:
