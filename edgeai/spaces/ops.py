@@ -20,6 +20,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from edgeai.blocks import SepConv  # NASNet's separable conv, applied twice (with its analytic cost)
+
 __all__ = [
     "ReLUConvBN",
     "SepConv",
@@ -54,17 +56,6 @@ class DilConv(nn.Sequential):
             nn.Conv2d(c_in, c_in, kernel, stride, padding, dilation=dilation, groups=c_in, bias=False),
             nn.Conv2d(c_in, c_out, 1, bias=False),
             nn.BatchNorm2d(c_out, affine=affine),
-        )
-
-
-class SepConv(nn.Sequential):
-    """Depthwise-separable convolution applied twice (NASNet, DARTS): the first one carries the
-    stride, the second keeps the resolution."""
-
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, affine: bool = True):
-        super().__init__(
-            DilConv(c_in, c_in, kernel, stride, padding, dilation=1, affine=affine),
-            DilConv(c_in, c_out, kernel, 1, padding, dilation=1, affine=affine),
         )
 
 
@@ -144,9 +135,9 @@ NASNET_OPS: dict[str, Callable[[int, int, bool], nn.Module]] = {
     "max_pool_7x7": _max_pool(7),
     "conv_1x1": lambda c, stride, affine: ReLUConvBN(c, c, 1, stride, 0, affine),
     "conv_3x3": lambda c, stride, affine: ReLUConvBN(c, c, 3, stride, 1, affine),
-    "sep_conv_3x3": lambda c, stride, affine: SepConv(c, c, 3, stride, 1, affine),
-    "sep_conv_5x5": lambda c, stride, affine: SepConv(c, c, 5, stride, 2, affine),
-    "sep_conv_7x7": lambda c, stride, affine: SepConv(c, c, 7, stride, 3, affine),
+    "sep_conv_3x3": lambda c, stride, affine: SepConv(c, c, 3, stride, affine),
+    "sep_conv_5x5": lambda c, stride, affine: SepConv(c, c, 5, stride, affine),
+    "sep_conv_7x7": lambda c, stride, affine: SepConv(c, c, 7, stride, affine),
 }
 
 # Liu et al. 2019 (DARTS), Section 3.1 and `genotypes.PRIMITIVES`.
