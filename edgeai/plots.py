@@ -10,7 +10,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["plot_profile", "plot_block_costs"]
+__all__ = ["plot_profile", "plot_block_costs", "plot_reward_curve", "plot_alphas"]
 
 
 def _axes(ax, figsize=(8, 4)):
@@ -131,4 +131,47 @@ def plot_search_curves(curves: dict, ax=None, xlabel: str = "evaluations", ylabe
     ax.set_ylabel(ylabel)
     ax.legend()
     ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_reward_curve(rewards, baselines=None, window: int = 20, ax=None, label: str = "reward",
+                      ylabel: str = "reward"):
+    """The rewards of a reinforcement-learning search in the order they came (dots), their moving
+    average over `window` (a line) and, if given, the baseline b the policy gradient subtracted."""
+    ax = _axes(ax, figsize=(7, 4))
+    rewards = np.asarray(rewards, dtype=float)
+    if rewards.ndim != 1 or rewards.size == 0:
+        raise ValueError("rewards must be a non-empty 1-D sequence of numbers")
+    steps = np.arange(1, rewards.size + 1)
+    line = ax.plot(steps, rewards, ".", alpha=0.25, label=f"{label} (each architecture)")[0]
+    w = max(1, min(int(window), rewards.size))
+    smooth = np.convolve(rewards, np.ones(w) / w, mode="valid")
+    ax.plot(steps[w - 1:], smooth, color=line.get_color(), label=f"{label}, mean of {w}")
+    if baselines is not None:
+        b = np.asarray(baselines, dtype=float)
+        ax.plot(np.linspace(1, rewards.size, b.size), b, "--", color="gray", label="baseline b")
+    ax.set_xlabel("architectures sampled")
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_alphas(probs, rows, columns, ax=None, title: str = "softmax(α)"):
+    """Architecture weights as a heatmap: one row per edge or layer, one column per operation,
+    each cell the probability softmax(α) gives that operation (the number written in it)."""
+    probs = np.asarray(probs, dtype=float)
+    if probs.shape != (len(rows), len(columns)):
+        raise ValueError(f"probs has shape {probs.shape}, but there are {len(rows)} rows and {len(columns)} columns")
+    ax = _axes(ax, figsize=(0.9 * len(columns) + 2, 0.4 * len(rows) + 1.5))
+    image = ax.imshow(probs, cmap="viridis", aspect="auto")
+    ax.set_xticks(np.arange(len(columns)), columns, rotation=45, ha="right")
+    ax.set_yticks(np.arange(len(rows)), rows)
+    for i in range(len(rows)):
+        for j in range(len(columns)):
+            ax.text(j, i, f"{probs[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if probs[i, j] < probs.max() * 0.6 else "black")
+    ax.figure.colorbar(image, ax=ax)
+    ax.set_title(title)
+    ax.figure.tight_layout()
     return ax
