@@ -167,10 +167,12 @@ def plot_alphas(probs, rows, columns, ax=None, title: str = "softmax(α)"):
     image = ax.imshow(probs, cmap="viridis", aspect="auto")
     ax.set_xticks(np.arange(len(columns)), columns, rotation=45, ha="right")
     ax.set_yticks(np.arange(len(rows)), rows)
+    low, high = probs.min(), probs.max()
     for i in range(len(rows)):
         for j in range(len(columns)):
+            dark = probs[i, j] < low + 0.6 * (high - low)  # viridis is dark at the low end
             ax.text(j, i, f"{probs[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                    color="white" if probs[i, j] < probs.max() * 0.6 else "black")
+                    color="white" if dark else "black")
     ax.figure.colorbar(image, ax=ax)
     ax.set_title(title)
     ax.figure.tight_layout()
