@@ -145,6 +145,16 @@ def test_constraint_skips_counts_and_names_violations():
     assert bad and all(t.score == distance_score(t.arch) - 100 for t in bad)
 
 
+def test_a_converged_strategy_stops_after_max_repeats():
+    class Stuck(RandomSearch):
+        def ask(self):
+            return {n: 0 for n in self.space.names}
+
+    result = search(Stuck(SMALL, seed=0), distance_score, budget=100, max_repeats=25, progress=False)
+    assert result.evaluations == 1 and len(result.history) == 26  # one evaluation, then 25 repeats
+    assert all(t.status == "cached" for t in result.history[1:])
+
+
 def test_repeats_are_answered_from_the_cache():
     calls = []
 

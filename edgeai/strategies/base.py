@@ -236,6 +236,7 @@ def search(
     on_violation: str = "skip",
     penalty: float = 1.0,
     max_trials: int | None = None,
+    max_repeats: int | None = 500,
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
     progress: bool = True,
@@ -249,8 +250,9 @@ def search(
       ["peak activation 410 KB > 320 KB"]. With `on_violation="skip"` (default) an infeasible
       architecture is not evaluated, does not count against the budget, and the strategy is told
       -inf; with "penalize" it is evaluated and told its score minus `penalty`.
-    - The search stops early when the strategy is exhausted (a finished grid) or after
-      `max_trials` asks (default 50 x budget), so a strategy stuck on repeats cannot hang it.
+    - The search stops early when the strategy is exhausted (a finished grid), after
+      `max_trials` asks (default 50 x budget), or after `max_repeats` asks in a row that were all
+      repeats of evaluated architectures (a converged strategy; None: no such limit).
     - With `checkpoint=path` the result is written after every trial; `resume=True` continues
       from that file: the recorded trials are replayed into a fresh strategy made with the same
       seed (same asks, same told scores, no evaluation), so a resumed search ends exactly where an
@@ -278,9 +280,11 @@ def search(
         replay = saved.history
 
     bar = tqdm(total=budget, desc=f"{result.strategy} search", disable=not progress, leave=False)
-    evaluations, best = 0, -math.inf
+    evaluations, best, repeats = 0, -math.inf, 0
     try:
         while evaluations < budget and len(result.history) < max_trials:
+            if max_repeats is not None and repeats >= max_repeats:
+                break  # converged: it keeps proposing what it has already seen
             try:
                 arch = space.validate(strategy.ask())
             except SearchExhausted:
@@ -300,6 +304,7 @@ def search(
                 trial = _run_trial(index, arch, key, space, evaluate, constraint, on_violation, penalty, cache)
             strategy.tell(arch, trial.score)
             result.history.append(trial)
+            repeats = repeats + 1 if trial.status == "cached" else 0
             if trial.status == "evaluated":
                 evaluations += 1
                 best = max(best, trial.score)
