@@ -2,6 +2,8 @@
 
     train.py       train from scratch (the ground truth) and a cheap lower-fidelity proxy
     latency.py     measured latency, per-operation lookup tables and their check end to end
+    supernet.py    weight sharing: a once-for-all supernet over the network-level space
+    predictors.py  Kendall's tau, an MLP accuracy predictor, a lookup-table latency predictor
 """
 
 from edgeai.estimation.latency import (
@@ -23,4 +25,21 @@ from edgeai.estimation.train import (
     proxy_accuracy,
     resolve_device,
     train_and_evaluate,
+)
+from edgeai.estimation.predictors import (
+    AccuracyPredictor,
+    LatencyPredictor,
+    PredictorConfig,
+    kendall_tau,
+    network_latency_table,
+    split_pairs,
+)
+from edgeai.estimation.supernet import (
+    Supernet,
+    SupernetTrainConfig,
+    SupernetTrainResult,
+    load_supernet,
+    recalibrate_bn,
+    save_supernet,
+    train_supernet,
 )
