@@ -130,6 +130,21 @@ class Dataset:
     def device(self) -> torch.device:
         return self.train.x.device
 
+    def resized(self, resolution: int) -> "Dataset":
+        """The same images at `resolution` x `resolution` pixels (bilinear, on their device): the
+        resolution dimension of a search on a dataset stored at one size (e.g. CIFAR-10 at 24 or 28)."""
+        resolution = _positive_int("resolution", resolution)
+        if self.input_shape[-1] == resolution and self.input_shape[-2] == resolution:
+            return self
+        return dataclasses.replace(
+            self,
+            name=f"{self.name}@{resolution}",
+            train=Split(_resize(self.train.x, resolution), self.train.y),
+            val=Split(_resize(self.val.x, resolution), self.val.y),
+            test=Split(_resize(self.test.x, resolution), self.test.y),
+            input_shape=(self.input_shape[0], resolution, resolution),
+        )
+
     def with_train_subset(self, n: int, seed: int) -> "Dataset":
         """The same dataset with only `n` (stratified, seeded) training samples: a cheap proxy."""
         return dataclasses.replace(self, train=self.train.subset(n, seed))

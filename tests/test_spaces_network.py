@@ -175,3 +175,20 @@ def test_sampled_tiny_models_really_fit_when_profiled():
             p = profile(space.build(arch), space.input_shape(arch))
             assert p.peak_memory(8) <= 320 * KB and p.model_size(8) <= MB
             checked += 1
+
+
+def test_subspace_searches_a_few_decisions_of_one_network():
+    from edgeai.spaces import SubSpace
+
+    space = NetworkSpace(NetworkSpaceConfig.digits())
+    base = space.sample(random.Random(0))
+    grid = SubSpace(space, base, {"width": (0.5, 1.0), "resolution": (8, 16)})
+    assert grid.names == ["resolution", "width"] and grid.size() == 4
+    for cell in grid.grid():
+        full = grid.full(cell)
+        assert {k: v for k, v in full.items() if k not in cell} == {k: v for k, v in base.items() if k not in cell}
+        assert grid.costs(cell) == space.costs(full)
+    with pytest.raises(ValueError, match=r"decision 'width' = 0.3 is not allowed"):
+        SubSpace(space, base, {"width": (0.3,)})
+    with pytest.raises(ValueError, match="unknown decision"):
+        SubSpace(space, base, {"depth": (1,)})

@@ -9,7 +9,7 @@ concrete spaces, `build(arch) -> nn.Module` and, where cheap, analytic `costs(ar
     edge              device tiers, constraints, energy, MCUNet sub-space choice  (edge.py)
 """
 
-from edgeai.spaces.base import CategoricalSpace, make_rng
+from edgeai.spaces.base import CategoricalSpace, SubSpace, make_rng
 from edgeai.spaces.edge import DEVICE_TIERS, Constraint
 from edgeai.spaces.nasnet import NASNetCellSpace, nasnet_space_size
 from edgeai.spaces.network import NetworkSpace, NetworkSpaceConfig
@@ -17,6 +17,7 @@ from edgeai.spaces.topology import TopologySpace, count_paths
 
 __all__ = [
     "CategoricalSpace",
+    "SubSpace",
     "make_rng",
     "NASNetCellSpace",
     "nasnet_space_size",

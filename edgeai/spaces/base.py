@@ -27,7 +27,7 @@ import math
 import random
 from typing import Any, Iterator, Sequence
 
-__all__ = ["CategoricalSpace", "make_rng"]
+__all__ = ["CategoricalSpace", "SubSpace", "make_rng"]
 
 Arch = dict  # name -> chosen option; JSON-serializable
 
@@ -240,3 +240,33 @@ class CategoricalSpace:
         """The architecture as JSON-ready data (tuples become lists)."""
         arch = self.validate(arch)
         return {n: _jsonable(arch[n]) for n in self.names}
+
+
+class SubSpace(CategoricalSpace):
+    """A few decisions of a space searched with the others fixed at a base architecture, e.g.
+    the lecture's width x resolution grid of one network: `SubSpace(space, base, {"width":
+    (0.5, 1.0), "resolution": (8, 16)})`. `full(arch)` is the architecture of the parent space;
+    `build`, `costs` and `input_shape` are the parent's, on that architecture."""
+
+    def __init__(self, parent: CategoricalSpace, base: Arch, options: dict[str, Sequence[Any]]):
+        self.parent = parent
+        self.base = parent.validate(base)
+        unknown = [n for n in options if n not in parent.names]
+        if unknown:
+            raise ValueError(f"unknown decision(s) {unknown}; the space's decisions are {parent.names}")
+        for name, opts in options.items():
+            for o in opts:
+                parent.validate(dict(self.base, **{name: o}))  # every option must exist in the parent
+        super().__init__([(n, tuple(options[n])) for n in parent.names if n in options])
+
+    def full(self, arch: Arch) -> Arch:
+        return self.parent.validate({**self.base, **self.validate(arch)})
+
+    def build(self, arch: Arch):
+        return self.parent.build(self.full(arch))
+
+    def costs(self, arch: Arch):
+        return self.parent.costs(self.full(arch))
+
+    def input_shape(self, arch: Arch):
+        return self.parent.input_shape(self.full(arch))

@@ -175,6 +175,16 @@ class NetworkSpace(CategoricalSpace):
                     arch.update(genes)
                 yield {n: arch[n] for n in self.names}
 
+    def describe(self, arch: dict) -> str:
+        """The architecture in one line: resolution, width, then each stage's blocks as k/t."""
+        arch = self.validate(arch)
+        stages = []
+        for i, _ in enumerate(self.config.stages, start=1):
+            blocks = [f"k{arch[f'stage{i}.block{j}.kernel']}t{arch[f'stage{i}.block{j}.expand']}"
+                      for j in range(arch[f"stage{i}.depth"])]
+            stages.append(f"[{' '.join(blocks)}]")
+        return f"r{arch['resolution']} w{arch['width']} " + " ".join(stages)
+
     # ------------------------------------------------------------------ the network
 
     def layout(self, arch: dict) -> list[tuple]:

@@ -38,10 +38,15 @@ class GridSearch(Strategy):
 
     def ask(self) -> dict:
         if self._grid is None:
-            grid = list(self.space.grid())
             if self.shuffle:
+                if self.space.size() > 10**6:
+                    raise ValueError(f"shuffle=True lists the whole grid first; {self.space.size():.3g} "
+                                     "architectures are too many: restrict the space (e.g. SubSpace)")
+                grid = list(self.space.grid())
                 self.rng.shuffle(grid)
-            self._grid = iter(grid)
+                self._grid = iter(grid)
+            else:
+                self._grid = iter(self.space.grid())  # lazily: a huge space is walked, never listed
         try:
             return next(self._grid)
         except StopIteration:
