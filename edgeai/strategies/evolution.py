@@ -97,6 +97,7 @@ class Evolution(Strategy):
         self._new: list[tuple[dict, float]] = []  # this generation's members told so far
         self._asked = 0  # asked in this generation
         self._queue: collections.deque[tuple[dict, float]] = collections.deque()  # aging population
+        self._births = 0  # aging: architectures told so far
 
     # ------------------------------------------------------------------ helpers
 
@@ -129,6 +130,20 @@ class Evolution(Strategy):
             self._pending.extend(self._next_generation())
         self._asked += 1
         return self._pending.popleft()
+
+    def ready(self, pending: int) -> int:
+        """Parallel asks (see `Strategy.ready`). Truncation selection: the rest of the current
+        generation, none while a finished one awaits its scores, then the whole next one. Aging
+        evolution: the random initial population at once, then one child at a time (each
+        tournament reads every score told before it)."""
+        if self.aging:
+            fill = self.population_size - self._births - pending
+            if fill > 0:
+                return fill
+            return 1 if pending == 0 else 0
+        if self._pending:
+            return len(self._pending)
+        return 0 if self._asked else self.population_size
 
     def tell(self, arch: dict, score: float) -> None:
         if self.aging:
@@ -175,6 +190,7 @@ class Evolution(Strategy):
         return self._mutant(parent)
 
     def _tell_aging(self, arch: dict, score: float) -> None:
+        self._births += 1
         self._queue.append((arch, score))  # push the child on the right ...
         if len(self._queue) > self.population_size:
             self._queue.popleft()  # ... and the oldest member dies

@@ -12,6 +12,7 @@ search at φ = 1; the paper found α = 1.2, β = 1.1, γ = 1.15.
 
 from __future__ import annotations
 
+import math
 import random
 
 from edgeai.spaces.base import CategoricalSpace
@@ -51,6 +52,9 @@ class GridSearch(Strategy):
             return next(self._grid)
         except StopIteration:
             raise SearchExhausted("every grid point has been asked") from None
+
+    def ready(self, pending: int) -> float:
+        return math.inf  # the grid's order never depends on the scores
 
 
 # EfficientNet, Tan & Le 2019, Section 3.3 (step 1 of the compound scaling method)

@@ -7,6 +7,8 @@ N^(1/d) values of each decision, N random points try up to N values of each.
 
 from __future__ import annotations
 
+import math
+
 from edgeai.strategies.base import Strategy
 
 __all__ = ["RandomSearch"]
@@ -17,3 +19,6 @@ class RandomSearch(Strategy):
 
     def ask(self) -> dict:
         return self.space.sample(self.rng)
+
+    def ready(self, pending: int) -> float:
+        return math.inf  # the draws never depend on the scores: ask as many as there are workers

@@ -273,6 +273,11 @@ class Reinforce(Strategy):
         raise RuntimeError(f"the controller drew 1000 architectures that break the rules of {self.space!r}, "
                            f"the last: {self.space.explain_infeasible(arch)}")
 
+    def ready(self, pending: int) -> int:
+        """Parallel asks (see `Strategy.ready`): the rest of the batch of m = `batch_size`
+        samples, all drawn from the same policy (θ changes only when the batch is complete)."""
+        return max(self.config.batch_size - len(self._batch) - pending, 0)
+
     def tell(self, arch: dict, score: float) -> None:
         """Record the reward of `arch` (normally the one `ask` just returned; any architecture of
         the space is accepted, though REINFORCE assumes it was sampled from the current policy)."""
