@@ -56,11 +56,13 @@ Everything random comes from `config.seed` (sampled sub-networks, mini-batch ord
 torch's seed when the `Supernet` is built (its initial weights);
 the device is chosen by the caller (`train_supernet(..., device=...)`, `supernet.to(device)`);
 checkpoints are plain `state_dict`s (`save_supernet` / `load_supernet`, and per-epoch training
-checkpoints that `resume=True` continues to the same result).
+checkpoints that `resume=True` continues to the same result). Under `torchrun` the training is
+data-parallel (DDP, the same sub-networks on every rank; see `edgeai.distributed`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import math
@@ -76,6 +78,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from edgeai import distributed as dist
 from edgeai.blocks import ConvBNAct, InvertedResidual
 from edgeai.data import Dataset, Split, batches
 from edgeai.estimation.train import evaluate_accuracy, num_threads, resolve_device
@@ -595,6 +598,7 @@ def train_supernet(
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
     progress: bool = True,
+    distributed: bool | None = None,
 ) -> SupernetTrainResult:
     """Train `supernet` in place on `data` (one Dataset, resized on the fly to each resolution,
     or `{resolution: Dataset}`), moved once to `device`. Each phase of `config.phases()` has a
@@ -606,6 +610,11 @@ def train_supernet(
     autocast        bf16 autocast (None: on for CUDA)
     channels_last   NHWC memory format (faster depthwise convolutions on CPU and recent GPUs)
     threads         CPU threads while training (see `num_threads`)
+    distributed     data-parallel over the ranks of torch.distributed's process group (None: when
+                    there is one of more than one rank, e.g. under torchrun; see
+                    `edgeai.distributed`): `config.batch_size` is the global batch, each rank
+                    trains on its shard, every rank samples the same sub-networks, gradients are
+                    averaged by DDP; only rank 0 writes the checkpoint and shows progress
     """
     if not isinstance(supernet, Supernet):
         raise TypeError(f"supernet must be a Supernet, got {type(supernet).__name__}")
@@ -622,6 +631,17 @@ def train_supernet(
     batch_size = min(config.batch_size, n)
     steps_per_epoch = n // batch_size
     supernet.to(device=device, memory_format=fmt)
+    distributed = dist.active() if distributed is None else bool(distributed)
+    if distributed and not dist.active():
+        raise ValueError("distributed=True needs a torch.distributed process group of more than one rank (torchrun)")
+    model = supernet  # what runs the forward passes: the supernet, or DDP around it
+    if distributed:
+        if batch_size % dist.world_size():
+            raise ValueError(f"batch_size={batch_size} (the global batch) must be a multiple of the "
+                             f"{dist.world_size()} ranks")
+        # a sub-network leaves weights unused (skipped blocks, other kernels' transformations)
+        model = dist.wrap(supernet, device, find_unused_parameters=True)
+    main = dist.is_main()
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
 
     rng = random.Random(config.seed)  # sub-network sampling
@@ -638,7 +658,7 @@ def train_supernet(
         result = SupernetTrainResult(**state["result"])
         start_phase, start_epoch = state["phase"], state["epoch"]
     total_epochs = sum(config.phases_epochs())
-    bar = tqdm(total=total_epochs, initial=len(result.losses), desc="supernet", disable=not progress,
+    bar = tqdm(total=total_epochs, initial=len(result.losses), desc="supernet", disable=not progress or not main,
                leave=False, unit="epoch")
     teacher = state["teacher"] if state is not None else None  # state_dict of the progressive teacher
     index_split = Split(torch.arange(n, device=device), labels)  # batches of (sample indices, labels)
@@ -670,8 +690,10 @@ def train_supernet(
                 supernet.train()
                 loss_sum = torch.zeros((), device=device)  # summed on the device: no host sync per step
                 for index, y in batches(index_split, batch_size, rng=order, drop_last=True):
+                    if distributed:  # this rank's shard of the global batch (same permutation everywhere)
+                        index, y = dist.shard(index), dist.shard(y)
                     opt.zero_grad(set_to_none=True)
-                    archs = _step_archs(supernet, rng, config, elastic)
+                    archs = _step_archs(supernet, rng, config, elastic)  # the same on every rank: same seed
                     soft = None  # the teacher's logits on this batch
                     if teacher_net is not None:
                         x = inputs.train_batch(index, archs[0]["resolution"]).contiguous(memory_format=fmt)
@@ -679,12 +701,15 @@ def train_supernet(
                             soft = teacher_net(x).float()  # (B, classes)
                     for i, arch in enumerate(archs):
                         x = inputs.train_batch(index, arch["resolution"]).contiguous(memory_format=fmt)  # (B, C, r, r)
-                        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                            logits = supernet(x, arch)  # (B, classes)
-                            loss = loss_fn(logits, y)
-                            if config.distill and soft is not None:
-                                loss = loss + _soft_cross_entropy(logits, soft)
-                        loss.backward()  # gradients of all sub-networks of the step add up
+                        # DDP: gradients add up locally, the last sub-network's backward averages them over the ranks
+                        sync = not distributed or i + 1 == len(archs)
+                        with contextlib.nullcontext() if sync else model.no_sync():
+                            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                                logits = model(x, arch)  # (B, classes)
+                                loss = loss_fn(logits, y)
+                                if config.distill and soft is not None:
+                                    loss = loss + _soft_cross_entropy(logits, soft)
+                            loss.backward()  # gradients of all sub-networks of the step add up
                         loss_sum += loss.detach().float()
                         if i == 0 and config.rule == "sandwich" and config.distill and len(archs) > 1:
                             soft = logits.detach().float()  # in-place distillation from the largest
@@ -694,6 +719,8 @@ def train_supernet(
                     sched.step()
                     result.steps += 1
                     result.subnets += len(archs)
+                if distributed:
+                    loss_sum = dist.all_reduce_mean([loss_sum])[0]  # the mean over the ranks' shards
                 result.losses.append(loss_sum.item() / steps_per_epoch)
                 result.phases.append(phase)
                 if not math.isfinite(result.losses[-1]):
@@ -701,7 +728,7 @@ def train_supernet(
                 result.seconds = time.perf_counter() - started
                 bar.update(1)
                 bar.set_postfix(phase=phase, loss=f"{result.losses[-1]:.3f}")
-                if checkpoint is not None:
+                if checkpoint is not None and main:
                     done = epoch + 1 == epochs  # a finished phase resumes at the start of the next
                     _save_checkpoint(checkpoint, supernet, config, opt, sched, rng, order, result, teacher,
                                      phase_index + done, 0 if done else epoch + 1)

@@ -47,6 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgeai import distributed as dist
 from edgeai.data import Dataset, Split, batches
 from edgeai.estimation.train import evaluate_accuracy, num_threads, resolve_device
 from edgeai.spaces.ops import DARTS_OPS, FactorizedReduce, Identity, ReLUConvBN
@@ -400,14 +401,21 @@ class Architect:
     """
 
     def __init__(self, model: SearchNetwork, w_optimizer: torch.optim.SGD, loss: Callable,
-                 lr: float = 3e-4, betas: tuple[float, float] = (0.5, 0.999), weight_decay: float = 1e-3):
+                 lr: float = 3e-4, betas: tuple[float, float] = (0.5, 0.999), weight_decay: float = 1e-3,
+                 reduce: Callable[[list], list] | None = None):
         self.model, self.w_optimizer, self.loss = model, w_optimizer, loss
         self.optimizer = torch.optim.Adam(model.arch_parameters(), lr=lr, betas=betas, weight_decay=weight_decay)
+        # data-parallel: every gradient computed here is averaged over the ranks before use, so
+        # that α stays identical on every rank (`edgeai.distributed.all_reduce_mean`)
+        self.reduce = (lambda grads: grads) if reduce is None else reduce
+
+    def _grads(self, loss: torch.Tensor, params) -> list[torch.Tensor]:
+        return self.reduce(_grads(loss, params))
 
     def first_order_gradient(self, x_val, y_val) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """∇_α L_val(w, α): the weights are taken as already optimal (ξ = 0)."""
         loss = self.loss(x_val, y_val)
-        return loss, _grads(loss, self.model.arch_parameters())
+        return loss, self._grads(loss, self.model.arch_parameters())
 
     def second_order_gradient(self, x_train, y_train, x_val, y_val, xi: float, r: float = 1e-2):
         """∇_α L_val(w', α) − ξ ∇²_{α,w} L_train(w, α) ∇_{w'} L_val(w', α) (Eq. 7), with the
@@ -420,7 +428,7 @@ class Architect:
         backup = [w.detach().clone() for w in weights]
 
         # the virtual step w' = w − ξ (μ · buf + ∇_w L_train(w, α) + λ w)   (_compute_unrolled_model)
-        g_train = _grads(self.loss(x_train, y_train), weights)
+        g_train = self._grads(self.loss(x_train, y_train), weights)
         with torch.no_grad():
             for w, g in zip(weights, g_train):
                 step = g + weight_decay * w
@@ -431,7 +439,7 @@ class Architect:
 
         # ∇_α L_val(w', α) and v = ∇_{w'} L_val(w', α)
         loss_val = self.loss(x_val, y_val)
-        grads = _grads(loss_val, [*alphas, *weights])
+        grads = self._grads(loss_val, [*alphas, *weights])
         d_alpha, v = grads[: len(alphas)], grads[len(alphas) :]
 
         # ∇²_{α,w} L_train(w, α) · v ≈ (∇_α L_train(w⁺, α) − ∇_α L_train(w⁻, α)) / 2ε, w± = w ± εv
@@ -439,11 +447,11 @@ class Architect:
         with torch.no_grad():
             for w, b, g in zip(weights, backup, v):
                 w.copy_(b + eps * g)
-        g_plus = _grads(self.loss(x_train, y_train), alphas)
+        g_plus = self._grads(self.loss(x_train, y_train), alphas)
         with torch.no_grad():
             for w, b, g in zip(weights, backup, v):
                 w.copy_(b - eps * g)
-        g_minus = _grads(self.loss(x_train, y_train), alphas)
+        g_minus = self._grads(self.loss(x_train, y_train), alphas)
         with torch.no_grad():
             for w, b in zip(weights, backup):
                 w.copy_(b)
@@ -532,7 +540,7 @@ class DartsSearch:
     """
 
     def __init__(self, input_shape: Sequence[int], num_classes: int, config: DartsConfig, seed: int,
-                 device: str | torch.device = "cpu"):
+                 device: str | torch.device = "cpu", distributed: bool | None = None):
         if not isinstance(config, DartsConfig):
             raise TypeError(f"config must be a DartsConfig, got {type(config).__name__}")
         if isinstance(seed, bool) or not isinstance(seed, int):
@@ -552,15 +560,29 @@ class DartsSearch:
                                            weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.w_optimizer, T_max=config.epochs,
                                                                     eta_min=config.lr_min)
+        # data-parallel under torchrun (see edgeai.distributed): the w step through DDP (which
+        # broadcasts rank 0's w and α now), every α gradient averaged over the ranks
+        self.distributed = dist.active() if distributed is None else bool(distributed)
+        if self.distributed and not dist.active():
+            raise ValueError("distributed=True needs a torch.distributed process group of more than one rank (torchrun)")
+        self.ddp = dist.wrap(self.model, self.device) if self.distributed else None
         self.architect = Architect(self.model, self.w_optimizer, self.loss, config.arch_lr, config.arch_betas,
-                                   config.arch_weight_decay)
+                                   config.arch_weight_decay, reduce=dist.all_reduce_mean if self.distributed else None)
         self.w_order = torch.Generator().manual_seed(seed)  # mini-batch order of the w half
         self.a_order = torch.Generator().manual_seed(seed + 1)  # and of the α half
         self.epoch = 0
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """L(w, α) on a batch, through the plain module (the α step differentiates it with autograd)."""
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             return F.cross_entropy(self.model(x), y)
+
+    def weight_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The w step's loss and logits (N, classes); through DDP when data-parallel, so that its
+        backward averages ∇w over the ranks."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            logits = (self.model if self.ddp is None else self.ddp)(x)  # (N, classes)
+            return F.cross_entropy(logits, y), logits
 
     def _prepare(self, split: Split) -> Split:
         split = split.to(self.device)
@@ -581,10 +603,10 @@ class DartsSearch:
         pairs = zip(batches(w_split, batch_size, rng=self.w_order, drop_last=True),
                     batches(a_split, batch_size, rng=self.a_order, drop_last=True))
         for (x, y), (x_a, y_a) in pairs:
+            if self.distributed:  # this rank's shard of each global batch (same permutations everywhere)
+                x, y, x_a, y_a = (dist.shard(t) for t in (x, y, x_a, y_a))
             a_loss = self.architect.step(x, y, x_a, y_a, xi, cfg.order, cfg.fd_r)  # 1. α
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-                logits = self.model(x)  # (N, classes)
-                loss = F.cross_entropy(logits, y)
+            loss, logits = self.weight_loss(x, y)
             self.w_optimizer.zero_grad(set_to_none=True)  # 2. w
             loss.backward()
             nn.utils.clip_grad_norm_(weights, cfg.grad_clip)
@@ -593,6 +615,10 @@ class DartsSearch:
             steps += 1
         self.scheduler.step()
         self.epoch += 1
+        if self.distributed:
+            sums = dist.all_reduce_mean([sums])[0] * dist.world_size()  # summed over the ranks' shards
+            sums[0] /= dist.world_size()  # losses: the mean over the ranks
+            sums[2] /= dist.world_size()
         total = sums.tolist()  # the one host sync of the epoch
         return {
             "epoch": self.epoch,
@@ -651,20 +677,24 @@ def darts_search(
     resume: bool = False,
     progress: bool = True,
     callback=None,
+    distributed: bool | None = None,
 ) -> GradientSearchResult:
     """Run DARTS on `data` (`edgeai.data.digits()`, `cifar10(...)`): the training split is cut in
     two (w and α halves, `config.train_portion`), the supernet trains `config.epochs` epochs, and
     the result holds one trial per epoch (the genotype derived then, scored by the supernet's
     accuracy on `data.val`), `result.arch` (the final genotype as a dict: `Genotype.from_dict`)
     and softmax(α) per epoch. `threads`: CPU threads during the search (1 is fastest for tiny
-    networks). `checkpoint`/`resume`: see `edgeai.strategies.gradient.run_epochs`."""
+    networks). `checkpoint`/`resume`: see `edgeai.strategies.gradient.run_epochs`. Under torchrun
+(`distributed`, None: when a process group of several ranks exists) the search is
+data-parallel: `config.batch_size` is the global batch, split over the ranks (see
+`edgeai.distributed`); every rank derives the same genotype, rank 0 writes the checkpoint."""
     config = DartsConfig() if config is None else config
     if not isinstance(data, Dataset):
         raise TypeError(f"data must be an edgeai.data.Dataset (e.g. digits()), got {type(data).__name__}")
     device = resolve_device(device)
     with num_threads(threads):
         data = data.to(device)  # once: mini-batches are sliced where the data lies
-        searcher = DartsSearch(data.input_shape, data.num_classes, config, seed, device)
+        searcher = DartsSearch(data.input_shape, data.num_classes, config, seed, device, distributed=distributed)
         return run_epochs(searcher, data, config.epochs, name="DARTS", seed=seed, config=asdict(config),
                           train_portion=config.train_portion, checkpoint=checkpoint, resume=resume,
                           progress=progress, callback=callback)

@@ -38,6 +38,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
+from edgeai import distributed as dist
 from edgeai.data import Dataset, Split
 from edgeai.strategies.base import SearchResult, Trial
 
@@ -104,7 +105,8 @@ def run_epochs(
     optimizer and scheduler states, RNG states) and the result so far. `resume=True` continues
     from that file (it must come from the same `name`, `seed` and `config`), so a killed search
     resumed ends exactly where an uninterrupted one would. `callback(trial)` runs after each
-    epoch's checkpoint is written.
+    epoch's checkpoint is written. Data-parallel (under torchrun): every rank runs the loop, rank 0
+    alone writes the checkpoint, shows the progress bar and calls `callback`.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
@@ -113,7 +115,7 @@ def run_epochs(
     result = GradientSearchResult(history=[], strategy=name, seed=seed, budget=epochs)
     path = None if checkpoint is None else Path(checkpoint)
     if resume and path.exists():
-        saved = torch.load(path, weights_only=False)
+        saved = torch.load(path, map_location="cpu", weights_only=False)  # every rank reads it
         if saved["name"] != name or saved["seed"] != seed or saved["config"] != config:
             raise ValueError(f"checkpoint {path} was written by another search ({saved['name']}, seed "
                              f"{saved['seed']}, config {saved['config']}), not {name}, seed {seed}, config {config}")
@@ -121,7 +123,9 @@ def run_epochs(
         result = GradientSearchResult.from_dict(saved["result"])
         result.budget, result.finished = epochs, False
     w_split, a_split = split_for_search(data.train, train_portion)
-    bar = tqdm(total=epochs, initial=searcher.epoch, desc=f"{name} search", disable=not progress,
+    main = dist.is_main()
+    path = path if main else None  # one writer
+    bar = tqdm(total=epochs, initial=searcher.epoch, desc=f"{name} search", disable=not progress or not main,
                leave=False, unit="epoch")
     try:
         while searcher.epoch < epochs:
@@ -138,7 +142,7 @@ def run_epochs(
                        "result": result.to_dict()}, path)
             bar.update(1)
             bar.set_postfix(val=f"{score:.3f}", loss=f"{metrics.get('train_loss', float('nan')):.3f}")
-            if callback is not None:
+            if callback is not None and main:
                 callback(trial)
     finally:
         bar.close()

@@ -1,0 +1,215 @@
+"""Data-parallel supernet training under torchrun (2 ranks, gloo, CPU): the weights after a few
+steps equal a single process that sees the same global batches split into the same per-rank
+micro-batches and averages their gradients (the oracle, written out here as a plain loop;
+BatchNorm normalises per micro-batch in both), every rank derives the same DARTS genotype, and
+only rank 0 writes checkpoints. This file is also the worker script torchrun runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import edgeai.estimation.supernet as sn
+from edgeai.data import Split, batches, digits
+from edgeai.estimation.supernet import ELASTIC_DIMENSIONS, Supernet, SupernetTrainConfig, train_supernet
+from edgeai.spaces.network import NetworkSpace, NetworkSpaceConfig
+from edgeai.strategies.darts import DartsConfig, DartsSearch, darts_search
+from edgeai.strategies.gradient import split_for_search
+
+RANKS = 2
+SPACE = NetworkSpaceConfig.digits(stages=((8, 1), (16, 2)), depths=(1, 2), kernels=(3, 5), expand_ratios=(2, 3),
+                                  widths=(0.5, 1.0), resolutions=(8, 16))
+# sandwich with in-place distillation: 3 sub-networks (several backward passes) per step, 4 steps
+SUPERNET = SupernetTrainConfig(epochs=1, batch_size=16, lr=0.1, num_random=1, seed=0)
+DARTS = DartsConfig(init_channels=2, layers=3, steps=2, multiplier=2, epochs=2, batch_size=16, lr=0.05,
+                    arch_lr=3e-2, order="second")
+
+
+def supernet_data():
+    return {r: digits(r, seed=0).with_train_subset(64, seed=0) for r in SPACE.resolutions}
+
+
+def darts_data():
+    return digits().with_train_subset(64, seed=0)  # 32 for w, 32 for α: 2 steps of 16 per epoch
+
+
+def initial_supernet() -> Supernet:
+    torch.manual_seed(0)
+    return Supernet(NetworkSpace(SPACE))
+
+
+# --------------------------------------------------------------------------------------------
+# The worker: python -m torch.distributed.run --nproc-per-node 2 tests/test_distributed.py OUT
+# --------------------------------------------------------------------------------------------
+
+
+def worker(out: Path) -> None:
+    import torch.distributed as torch_dist
+
+    from edgeai import distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_from_env("cpu")
+    rank = dist.rank()
+    saves = []
+    real_save = sn._save_checkpoint
+    sn._save_checkpoint = lambda *a: (saves.append(rank), real_save(*a))
+    net = initial_supernet()
+    result = train_supernet(net, supernet_data(), SUPERNET, threads=1, progress=False,
+                            checkpoint=out / "supernet.pt")
+    torch.save(net.state_dict(), out / f"supernet-rank{rank}.pt")
+
+    darts = darts_search(darts_data(), DARTS, seed=0, threads=1, progress=False, checkpoint=out / "darts.pt")
+    genotypes = [None] * RANKS
+    torch_dist.all_gather_object(genotypes, darts.arch)
+    (out / f"rank{rank}.json").write_text(json.dumps({
+        "supernet_saves": len(saves), "supernet_losses": result.losses, "genotypes": genotypes,
+        "darts_scores": [t.score for t in darts.history], "darts_losses": [t.metrics["train_loss"] for t in darts.history],
+    }))
+    dist.shutdown()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ddp")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={RANKS}", "--master-addr=127.0.0.1",
+         f"--master-port={_free_port()}", __file__, str(out)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    reports = [json.loads((out / f"rank{r}.json").read_text()) for r in range(RANKS)]
+    return out, reports
+
+
+# --------------------------------------------------------------------------------------------
+# The single-process oracle: the same global batches, as per-rank micro-batches, gradients averaged
+# --------------------------------------------------------------------------------------------
+
+
+def micro_batched_supernet() -> Supernet:
+    config = SUPERNET
+    net = initial_supernet()
+    inputs = sn.Inputs(supernet_data(), SPACE.resolutions)
+    n = len(inputs.labels)
+    opt = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum, nesterov=True,
+                          weight_decay=config.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs * (n // config.batch_size))
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    rng, order = random.Random(config.seed), torch.Generator().manual_seed(config.seed)
+    net.train()
+    for index, y in batches(Split(torch.arange(n), inputs.labels), config.batch_size, rng=order, drop_last=True):
+        opt.zero_grad(set_to_none=True)
+        archs = sn._step_archs(net, rng, config, ELASTIC_DIMENSIONS)  # largest, smallest, 1 random
+        for part, y_part in zip(index.chunk(RANKS), y.chunk(RANKS)):  # rank r's shard
+            soft = None
+            for i, arch in enumerate(archs):
+                logits = net(inputs.train_batch(part, arch["resolution"]), arch)
+                loss = loss_fn(logits, y_part)
+                if soft is not None:
+                    loss = loss + sn._soft_cross_entropy(logits, soft)
+                (loss / RANKS).backward()  # the mean over the ranks of each rank's gradient
+                if i == 0:
+                    soft = logits.detach()  # in-place distillation from the largest
+        opt.step()
+        sched.step()
+    return net
+
+
+class MicroBatchedDarts(DartsSearch):
+    """DARTS whose every loss is the mean of the losses of the per-rank micro-batches."""
+
+    def loss(self, x, y):
+        return sum(F.cross_entropy(self.model(xs), ys) for xs, ys in zip(x.chunk(RANKS), y.chunk(RANKS))) / RANKS
+
+    def weight_loss(self, x, y):
+        logits = [self.model(xs) for xs in x.chunk(RANKS)]
+        loss = sum(F.cross_entropy(lg, ys) for lg, ys in zip(logits, y.chunk(RANKS))) / RANKS
+        return loss, torch.cat(logits)
+
+
+def _parameters(net: nn.Module) -> dict:
+    return {name: p.detach() for name, p in net.named_parameters()}  # not the BN running statistics
+
+
+@pytest.mark.xdist_group("ddp")
+def test_ddp_supernet_equals_one_process_over_the_same_micro_batches(ranks):
+    out, reports = ranks
+    with torch.random.fork_rng(devices=[]):
+        reference = _parameters(micro_batched_supernet())
+    start = _parameters(initial_supernet())
+    for r in range(RANKS):
+        trained = torch.load(out / f"supernet-rank{r}.pt")
+        moved = 0
+        for name, p in reference.items():
+            torch.testing.assert_close(trained[name], p, rtol=1e-4, atol=1e-5, msg=f"rank {r}: {name}")
+            moved += not torch.equal(p, start[name])
+        assert moved > len(reference) // 2  # the steps really trained (not an equality of untouched weights)
+    assert reports[0]["supernet_losses"] == reports[1]["supernet_losses"]  # averaged over the ranks
+
+
+@pytest.mark.xdist_group("ddp")
+def test_ddp_darts_keeps_alpha_identical_and_equal_to_one_process(ranks):
+    out, reports = ranks
+    genotypes = reports[0]["genotypes"]
+    assert genotypes[0] == genotypes[1] and reports[1]["genotypes"] == genotypes  # every rank derives the same
+    state = torch.load(out / "darts.pt", weights_only=False)["searcher"]  # rank 0's checkpoint
+    data = darts_data()
+    with torch.random.fork_rng(devices=[]):
+        reference = MicroBatchedDarts(data.input_shape, data.num_classes, DARTS, seed=0)
+        w_half, a_half = split_for_search(data.train, DARTS.train_portion)
+        for _ in range(DARTS.epochs):
+            reference.train_epoch(w_half, a_half)
+    for name, p in _parameters(reference.model).items():
+        torch.testing.assert_close(state["model"][name], p, rtol=1e-4, atol=1e-5, msg=name)
+    assert reference.derive() == genotypes[0]
+    initial = DartsSearch(data.input_shape, data.num_classes, DARTS, seed=0).model.alpha_normal
+    assert not torch.allclose(state["model"]["alpha_normal"], initial, atol=1e-3)  # α really moved
+    assert reports[0]["darts_losses"] == reports[1]["darts_losses"]
+
+
+@pytest.mark.xdist_group("ddp")
+def test_only_rank_zero_writes_checkpoints(ranks):
+    out, reports = ranks
+    assert reports[0]["supernet_saves"] == SUPERNET.epochs and reports[1]["supernet_saves"] == 0
+    assert (out / "supernet.pt").exists() and (out / "darts.pt").exists()
+
+
+@pytest.mark.xdist_group("ddp")
+def test_edgeai_search_under_torchrun_trains_the_supernet_on_both_ranks(tmp_path):
+    # the once-for-all preset: supernet data-parallel on 2 ranks, then evolution on rank 0
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={RANKS}", "--master-addr=127.0.0.1",
+         f"--master-port={_free_port()}", "-m", "edgeai", "search", "--preset", "ofa-evolution-digits",
+         "--epochs", "1", "--budget", "2", "--device", "cpu", "--quiet", "--out", str(out)],
+        capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    log = (out / "log.txt").read_text()
+    assert "data-parallel over 2 processes (DDP)" in log
+    assert log.count("starting ofa-evolution-digits") == 1  # rank 0 alone writes the run folder
+    assert (out / "supernet.pt").exists()
+    history = json.loads((out / "results.json").read_text())["history"]
+    assert sum(t["status"] == "evaluated" for t in history) == 2
+
+
+if __name__ == "__main__":
+    worker(Path(sys.argv[1]))
