@@ -8,11 +8,18 @@
 
 Bad arguments get one line on stderr and exit status 2; nothing is lost: every search writes a
 run folder and can be resumed (`edgeai search --resume RUN`).
+
+Beyond one process:
+    edgeai search ... --executor ray [--ray-address auto] [--workers N] [--gpus-per-trial 0.25]
+                                     candidates evaluated in parallel as Ray tasks (same history)
+    torchrun --nproc-per-node N -m edgeai search --preset darts-cifar10 ...
+                                     one supernet (DARTS, once-for-all) trained data-parallel (DDP)
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -45,6 +52,18 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
     return value
+
+
+def _number(minimum: float, strict: bool):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value < minimum or (strict and value == minimum):
+            raise argparse.ArgumentTypeError(f"{text!r} must be {'>' if strict else '>='} {minimum:g}")
+        return value
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,6 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
     srch.add_argument("--resume", metavar="RUN", help="continue the run in folder RUN from its last checkpoint")
     srch.add_argument("--preset", choices=sorted(PRESETS), metavar="NAME", help="named settings (see `edgeai presets`)")
     srch.add_argument("--quiet", action="store_true", help="no progress bars")
+    par = srch.add_argument_group("parallel candidates (Ray; for a supernet on several GPUs: torchrun -m edgeai search ...)")
+    par.add_argument("--executor", choices=("local", "ray"),
+                     help="where candidates are evaluated: local (this process, default) or ray (parallel Ray tasks)")
+    par.add_argument("--ray-address", metavar="ADDR",
+                     help="an existing Ray cluster: auto (after `ray start --head`) or ray://HOST:10001 (default: a local Ray)")
+    par.add_argument("--workers", type=_positive, help="trials at once (default: as many as the Ray cluster holds)")
+    par.add_argument("--cpus-per-trial", type=_number(0, strict=True), help="CPUs of each Ray trial (default 1)")
+    par.add_argument("--gpus-per-trial", type=_number(0, strict=False),
+                     help="GPUs of each Ray trial (default 0; 0.25: four trials share a GPU)")
 
     sub.add_parser("presets", help="list the named settings and their sources")
     return parser
@@ -114,22 +142,33 @@ def cmd_presets(args) -> int:
     return 0
 
 
+def _parallel(args) -> dict:
+    """The executor options given on the command line (None: not given)."""
+    return {"executor": args.executor, "ray_address": args.ray_address, "workers": args.workers,
+            "cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial}
+
+
 def cmd_search(args) -> int:
-    from edgeai.runs import RunFolder, resolve, run_search
+    from edgeai.runs import RunFolder, check_executor, resolve, run_search
 
     if args.resume:
-        run = RunFolder(args.resume)
+        run = RunFolder(args.resume, writer=False)
         config = run.read_config()
         if args.device != "auto":
             config.device = args.device
         config.progress = not args.quiet
+        given = {k: v for k, v in _parallel(args).items() if v is not None}
+        if given:  # resume on other workers: the history is the same
+            config = dataclasses.replace(config, **given)
+            check_executor(config.strategy, dataclasses.asdict(config))
         run_search(config, args.resume, resume=True)
         return 0
     if args.space is not None:
         _check_space(args)
+    parallel = {k: v for k, v in _parallel(args).items() if v is not None}
     config = resolve(args.strategy, args.dataset, args.preset, budget=args.budget, epochs=args.epochs,
                      order=args.order, seed=args.seed, device=args.device, data_dir=args.data_dir,
-                     download=args.download, progress=not args.quiet)
+                     download=args.download, progress=not args.quiet, **parallel)
     if args.space is not None and args.space != config.space:
         from edgeai.presets import PRESETS
 
@@ -140,7 +179,7 @@ def cmd_search(args) -> int:
                         f"the default is {config.space!r}")
         config = resolve(None, config.dataset, matching[0], budget=args.budget, epochs=args.epochs,
                          order=args.order, seed=args.seed, device=args.device, data_dir=args.data_dir,
-                         download=args.download, progress=not args.quiet)
+                         download=args.download, progress=not args.quiet, **parallel)
     run_search(config, args.out or _default_out(config.preset))
     return 0
 
@@ -174,16 +213,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from edgeai.runs import UserError
 
+    from edgeai import distributed as dist
+
     commands = {"demo": cmd_demo, "profile": cmd_profile, "search": cmd_search, "presets": cmd_presets}
     try:
+        if dist.launched():  # under torchrun: join the process group (gloo on CPU, NCCL on GPUs)
+            if args.command != "search":
+                raise _Fail("torchrun runs `edgeai search` (a supernet trained on several processes), not "
+                            f"`edgeai {args.command}`")
+            dist.init_from_env(args.device)
         return commands[args.command](args)
     except (_Fail, UserError) as err:
-        print(f"edgeai {args.command}: error: {err}", file=sys.stderr)
+        if dist.is_main():  # one line, not one per rank
+            print(f"edgeai {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"\nedgeai {args.command}: interrupted; the run folder keeps every finished trial "
               "(resume with edgeai search --resume RUN)", file=sys.stderr)
         return 130
+    finally:
+        dist.shutdown()
 
 
 if __name__ == "__main__":

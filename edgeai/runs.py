@@ -9,6 +9,11 @@ A run folder holds everything a run produced, so that nothing is lost and a kill
     results.json    every trial (SearchResult JSON); results.csv the same as a table
     best.json       the best architecture, its metrics and (where it applies) its costs
     *.png           search curve, Pareto front (accuracy vs MACs), softmax(α) over the operations
+
+Beyond one process: `executor="ray"` evaluates the candidates of a black-box search as parallel
+Ray tasks (same history as in-process, see `edgeai.executors`); under `torchrun` the supernet of
+a DARTS or once-for-all run trains data-parallel on every rank (`edgeai.distributed`), rank 0
+writing the run folder.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any
 
 import torch
 
+from edgeai import distributed as dist
 from edgeai.data import Dataset, cifar10, digits
 from edgeai.efficiency import profile
 from edgeai.presets import PRESETS, Preset, default_preset
@@ -58,6 +64,11 @@ class RunConfig:
     download: bool = False
     order: str | None = None  # DARTS: "first" / "second"
     progress: bool = True
+    executor: str = "local"  # where candidates are evaluated: "local" (this process) or "ray" (parallel tasks)
+    ray_address: str | None = None  # None: a local Ray; "auto" or "ray://HOST:10001": an existing cluster
+    workers: int | None = None  # Ray: trials at once (None: as many as the cluster's resources hold)
+    cpus_per_trial: float = 1  # Ray: CPUs of each trial
+    gpus_per_trial: float = 0  # Ray: GPUs of each trial (0.25: four trials share a GPU)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -91,23 +102,47 @@ def resolve(strategy: str | None, dataset: str, preset: str | None, **overrides)
     order = overrides.pop("order", None)
     if order is not None and p.strategy != "darts":
         raise UserError("--order applies to DARTS only")
+    check_executor(p.strategy, overrides)
     return RunConfig(preset=p.name, strategy=p.strategy, dataset=p.dataset, space=p.space,
                      budget=budget if budget is not None else p.budget,
                      epochs=epochs if epochs is not None else p.epochs, order=order, **overrides)
 
 
-class RunFolder:
-    """A folder that holds one run's configuration, log, checkpoints and results."""
+def check_executor(strategy: str, settings: dict) -> None:
+    """A UserError for executor options that do not fit the run."""
+    executor = settings.get("executor") or "local"
+    if executor not in ("local", "ray"):
+        raise UserError(f"--executor must be local or ray, got {executor!r}")
+    ray_only = [f"--{k.replace('_', '-')}" for k in ("ray_address", "workers", "cpus_per_trial", "gpus_per_trial")
+                if settings.get(k) not in (None, RunConfig.__dataclass_fields__[k].default)]
+    if ray_only and executor != "ray":
+        raise UserError(f"{', '.join(ray_only)} go with --executor ray")
+    if executor == "ray" and strategy in ("darts", "proxyless"):
+        raise UserError(f"{strategy} trains one supernet, it has no candidates to spread over Ray: "
+                        f"train it on several GPUs with torchrun --nproc-per-node N -m edgeai search ...")
+    for name in ("cpus_per_trial", "gpus_per_trial"):
+        value = settings.get(name)
+        if value is not None and (value < 0 or (name == "cpus_per_trial" and value == 0)):
+            raise UserError(f"--{name.replace('_', '-')} must be {'positive' if name == 'cpus_per_trial' else '>= 0'}, got {value}")
 
-    def __init__(self, path: str | os.PathLike, quiet: bool = False):
+
+class RunFolder:
+    """A folder that holds one run's configuration, log, checkpoints and results. Under torchrun
+    only rank 0 writes (`writer`); the other ranks read it (checkpoints to resume from)."""
+
+    def __init__(self, path: str | os.PathLike, quiet: bool = False, writer: bool = True):
         self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.writer = writer
+        if writer:
+            self.path.mkdir(parents=True, exist_ok=True)
         self.quiet = quiet
 
     def file(self, name: str) -> Path:
         return self.path / name
 
     def log(self, message: str) -> None:
+        if not self.writer:
+            return
         if not self.quiet:
             print(message, flush=True)
         with open(self.file("log.txt"), "a") as f:
@@ -115,6 +150,8 @@ class RunFolder:
 
     def write_json(self, name: str, data: Any) -> Path:
         path = self.file(name)
+        if not self.writer:
+            return path
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(data, indent=1, default=_json_default))
         os.replace(tmp, path)
@@ -127,6 +164,8 @@ class RunFolder:
         return RunConfig(**json.loads(path.read_text())["run"])
 
     def write_results(self, result: SearchResult) -> None:
+        if not self.writer:
+            return
         result.save(self.file("results.json"))
         rows = []
         keys: list[str] = []
@@ -134,6 +173,8 @@ class RunFolder:
             row = {"index": t.index, "status": t.status, "score": t.score, **t.metrics,
                    "violations": "; ".join(t.violations), "seconds": round(t.seconds, 3),
                    "arch": json.dumps(t.arch, sort_keys=True)}
+            if t.error:
+                row["error"] = t.error.splitlines()[0]
             keys += [k for k in row if k not in keys]
             rows.append(row)
         with open(self.file("results.csv"), "w", newline="") as f:
@@ -263,18 +304,86 @@ def _build(space, preset: Preset, data: Dataset, arch):
     return lambda: space.build(arch)
 
 
+_DATASETS: dict[tuple, Dataset] = {}  # per process: the data the evaluations here need, loaded once
+
+
+def dataset_at(config: RunConfig, resolution: int | None, device: torch.device) -> Dataset:
+    """The run's dataset at `resolution` (None: as stored) on `device`, loaded once per process
+    (a Ray worker loads it for its first trial and keeps it for the next ones)."""
+    key = (config.dataset, config.data_dir, resolution, str(device))
+    if any(k[:2] != key[:2] for k in _DATASETS):
+        _DATASETS.clear()  # another run's data: keep one run's in memory, not every run's
+    if key not in _DATASETS:
+        if config.dataset == "digits":
+            _DATASETS[key] = digits(resolution=resolution or 8, seed=0)
+        elif resolution is None:
+            _DATASETS[key] = load_data(config).to(device)
+        else:
+            _DATASETS[key] = dataset_at(config, None, device).resized(resolution)
+    return _DATASETS[key]
+
+
+def _data_device(config: RunConfig) -> torch.device:
+    """Where a candidate's data lies: the digits proxy trains on the CPU, CIFAR-10 on the device."""
+    return torch.device("cpu") if config.dataset == "digits" else resolve_device(config.device)
+
+
+class CandidateTraining:
+    """`evaluate(arch)` of a black-box run: train the candidate (the digits proxy, or a short
+    schedule on CIFAR-10) and measure its costs. Light and picklable (a config, a preset, a
+    space): Ray ships it to its workers, which load the data themselves (`dataset_at`) and pick
+    their device ("auto": the GPU Ray gave the trial, if any)."""
+
+    def __init__(self, config: RunConfig, preset: Preset, space: CategoricalSpace, bits: int):
+        self.config, self.preset, self.space, self.bits = config, preset, space, bits
+
+    def __call__(self, arch: dict) -> dict:
+        config, space = self.config, self.space
+        device = resolve_device(config.device)
+        where = _data_device(config)
+        r = _resolution(space, arch, dataset_at(config, None, where))
+        data = dataset_at(config, r, where)
+        factory = _build(space, self.preset, data, arch)
+        train = dict(self.preset.train_settings)
+        if config.dataset == "digits":
+            accuracy = proxy_accuracy(factory, data, seed=config.seed, epochs=config.epochs, **train)
+        else:
+            accuracy = train_and_evaluate(factory, data, config.epochs, seed=config.seed, device=device,
+                                          test=False, track_val=False, progress=False, **train).val_accuracy
+        c = _costs(space, arch, (1, data.input_shape[0], r, r), factory)
+        return {"score": accuracy, "accuracy": accuracy, "macs": c["macs"], "params": c["params"],
+                "peak_kb": c["peak_activations"] * self.bits / 8 / 1024}
+
+
+def make_executor(config: RunConfig):
+    """None (evaluate in this process) or the RayExecutor the run asks for."""
+    if config.executor != "ray":
+        return None
+    from edgeai.executors import RayExecutor
+
+    try:
+        return RayExecutor(num_cpus=config.cpus_per_trial, num_gpus=config.gpus_per_trial,
+                           address=config.ray_address, max_parallel=config.workers)
+    except ImportError as err:
+        raise UserError(str(err)) from None
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        where = config.ray_address or "a local Ray"
+        raise UserError(f"cannot start the Ray executor on {where}: {str(err).strip().splitlines()[0]}") from None
+
+
+def _executor_note(executor) -> str:
+    if executor is None:
+        return ""
+    return (f"; {executor.workers} trials at once on Ray ({executor.num_cpus:g} CPUs"
+            + (f", {executor.num_gpus:g} GPUs" if executor.num_gpus else "") + " each)")
+
+
 def run_blackbox(config: RunConfig, run: RunFolder, resume: bool) -> SearchResult:
     preset = PRESETS[config.preset]
     device = resolve_device(config.device)
-    base = load_data(config)
+    # its shapes, for the costs the constraint checks here (with Ray, the workers load their own)
+    base = dataset_at(config, None, torch.device("cpu") if config.executor == "ray" else _data_device(config))
     space = make_space(preset, config.dataset, config.seed)
-    if config.dataset == "digits":
-        datasets = {r: digits(resolution=r, seed=0) for r in _resolutions(space) or (8,)}
-        data_at = lambda r: datasets.get(r) or base.resized(r)  # noqa: E731
-    else:
-        base = base.to(device)
-        cache: dict[int, Dataset] = {}
-        data_at = lambda r: cache.setdefault(r, base.resized(r))  # noqa: E731
     tier, bits = deployment(preset, config.dataset)
 
     def shape_of(arch):
@@ -287,28 +396,20 @@ def run_blackbox(config: RunConfig, run: RunFolder, resume: bool) -> SearchResul
     def constraint(arch):
         return tier.violations(costs(arch)) if tier else []
 
-    train = dict(preset.train_settings)
-
-    def evaluate(arch):
-        data = data_at(_resolution(space, arch, base))
-        factory = _build(space, preset, data, arch)
-        if config.dataset == "digits":
-            accuracy = proxy_accuracy(factory, data, seed=config.seed, epochs=config.epochs, **train)
-        else:
-            accuracy = train_and_evaluate(factory, data, config.epochs, seed=config.seed, device=device,
-                                          test=False, track_val=False, progress=False, **train).val_accuracy
-        c = costs(arch)
-        return {"score": accuracy, "accuracy": accuracy, "macs": c["macs"], "params": c["params"],
-                "peak_kb": c["peak_activations"] * bits / 8 / 1024}
-
+    evaluate = CandidateTraining(config, preset, space, bits)
     strategy = _strategy(config, preset, space, constraint if tier else None)
-    run.log(f"{type(strategy).__name__} over {space!r} on {config.dataset} ({device}); "
-            f"budget {config.budget or 'the whole grid'} evaluations, {config.epochs} training epochs each"
-            + (f"; constraint: {preset.tier} tier at {bits}-bit" if tier else ""))
-    budget = config.budget or (space.size() if config.strategy == "grid" else 1)
-    result = search(strategy, evaluate, budget, constraint=constraint if tier else None,
-                    checkpoint=run.file("checkpoint.json"), resume=resume, progress=config.progress,
-                    callback=lambda t: run.log(_trial_line(t, _describer(space))))
+    executor = make_executor(config)
+    try:
+        run.log(f"{type(strategy).__name__} over {space!r} on {config.dataset} ({device}); "
+                f"budget {config.budget or 'the whole grid'} evaluations, {config.epochs} training epochs each"
+                + (f"; constraint: {preset.tier} tier at {bits}-bit" if tier else "") + _executor_note(executor))
+        budget = config.budget or (space.size() if config.strategy == "grid" else 1)
+        result = search(strategy, evaluate, budget, constraint=constraint if tier else None,
+                        checkpoint=run.file("checkpoint.json"), resume=resume, progress=config.progress,
+                        callback=lambda t: run.log(_trial_line(t, _describer(space))), executor=executor)
+    finally:
+        if executor is not None:
+            executor.close()
     _finish_blackbox(run, result, space)
     return result
 
@@ -325,6 +426,8 @@ def _trial_line(t, describe=None) -> str:
     arch = describe(t.arch) if describe else ""
     if t.status == "infeasible":
         return f"trial {t.index}: skipped, {'; '.join(t.violations)}  {arch}"
+    if t.error:
+        return f"trial {t.index}: {'failed' if t.status == 'failed' else 'repeat of a failure'}, {t.error.splitlines()[0]}  {arch}"
     m = t.metrics
     costs = ""
     if "macs" in m:
@@ -350,7 +453,8 @@ def _finish_blackbox(run: RunFolder, result: SearchResult, space) -> None:
     _plots_blackbox(run, result)
     describe = _describer(space)
     skipped = f", {len(result.infeasible)} skipped by the constraint" if result.infeasible else ""
-    run.log(f"{result.evaluations} evaluations{skipped}")
+    failed = f", {len(result.failed)} failed (see results.json)" if result.failed else ""
+    run.log(f"{result.evaluations} evaluations{skipped}{failed}")
     run.log("best: " + _trial_line(best, describe).split(": ", 1)[1])
     if all("macs" in t.metrics for t in result.evaluated):
         run.log(pareto_table(result, describe))
@@ -397,7 +501,7 @@ def run_gradient(config: RunConfig, run: RunFolder, resume: bool) -> SearchResul
     from edgeai.estimation.latency import load_latency_table, save_latency_table
 
     preset = PRESETS[config.preset]
-    device = resolve_device(config.device)
+    device = run_device(config)
     data = load_data(config)
     settings = dict(preset.strategy_settings)
     if config.epochs is not None:
@@ -415,8 +519,9 @@ def run_gradient(config: RunConfig, run: RunFolder, resume: bool) -> SearchResul
         if config.order is not None:
             settings["order"] = config.order
         cfg = DartsConfig(**settings)
+        _check_global_batch(cfg.batch_size)
         run.log(f"DARTS ({cfg.order} order): {cfg.layers} cells, {cfg.init_channels} channels, batch "
-                f"{cfg.batch_size}, {cfg.epochs} epochs on {data.name} ({device})")
+                f"{cfg.batch_size}, {cfg.epochs} epochs on {data.name} ({device})" + _ranks_note())
         result = darts_search(data, cfg, **common)
     else:
         cfg = ProxylessConfig(**settings)
@@ -435,7 +540,8 @@ def run_gradient(config: RunConfig, run: RunFolder, resume: bool) -> SearchResul
     run.write_results(result)
     run.write_json("best.json", {"arch": result.arch, "supernet_val_accuracy": result.history[-1].score,
                                  "metrics": result.history[-1].metrics})
-    _plots_gradient(run, result)
+    if run.writer:
+        _plots_gradient(run, result)
     run.log(f"derived architecture: {result.arch}")
     return result
 
@@ -475,21 +581,48 @@ def _plots_gradient(run: RunFolder, result) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def run_ofa(config: RunConfig, run: RunFolder, resume: bool) -> SearchResult:
+class SubnetAccuracy:
+    """`evaluate(arch)` of a once-for-all run: the sub-network's validation accuracy, taken from
+    the trained supernet without retraining (BN recalibrated), and its costs. Picklable: for Ray
+    the supernet travels on the CPU, and each worker moves it to its device and loads the data."""
+
+    def __init__(self, config: RunConfig, supernet, bits: int, threads: int | None):
+        self.config, self.supernet, self.bits, self.threads = config, supernet, bits, threads
+
+    def __call__(self, arch: dict) -> dict:
+        config, space = self.config, self.supernet.space
+        device = self.supernet.head.weight.device if config.executor != "ray" else resolve_device(config.device)
+        supernet = self.supernet.to(device)
+        if config.dataset == "digits":
+            data = {r: dataset_at(config, r, device) for r in space.config.resolutions}
+        else:
+            data = dataset_at(config, None, device)
+        accuracy = supernet.evaluate(arch, data, split="val", seed=config.seed, threads=self.threads)
+        c = space.costs(arch)
+        return {"score": accuracy, "accuracy": accuracy, "macs": c.macs, "params": c.params,
+                "peak_kb": c.peak_activations * self.bits / 8 / 1024}
+
+
+def run_ofa(config: RunConfig, run: RunFolder, resume: bool) -> SearchResult | None:
+    """Train the supernet (data-parallel on every rank under torchrun), then, on rank 0 only,
+    evolution over its sub-networks (their evaluations in parallel with `executor="ray"`).
+    The other ranks return None once the supernet is trained."""
     from edgeai.estimation.supernet import (Supernet, SupernetTrainConfig, load_supernet, save_supernet,
                                             train_supernet)
 
     preset = PRESETS[config.preset]
-    device = resolve_device(config.device)
+    device = run_device(config)
     space = network_space(preset, config.dataset)
+    cpu = torch.device("cpu")  # train_supernet moves the data to the device once
     if config.dataset == "digits":
-        data = {r: digits(resolution=r, seed=0) for r in space.config.resolutions}
+        data = {r: dataset_at(config, r, cpu) for r in space.config.resolutions}
     else:
-        data = load_data(config)
+        data = dataset_at(config, None, cpu)
     train = dict(preset.train_settings)
     if config.epochs is not None:
         train["epochs"] = config.epochs
     train_cfg = SupernetTrainConfig(seed=config.seed, **train)
+    _check_global_batch(train_cfg.batch_size)
     threads = 1 if device.type == "cpu" and config.dataset == "digits" else None
     final = run.file("supernet.pt")
     if resume and final.exists():
@@ -499,34 +632,54 @@ def run_ofa(config: RunConfig, run: RunFolder, resume: bool) -> SearchResult:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             supernet = Supernet(space)
-        run.log(f"training {supernet!r} ({train_cfg.rule}, {sum(train_cfg.phases_epochs())} epochs) on {device}")
+        run.log(f"training {supernet!r} ({train_cfg.rule}, {sum(train_cfg.phases_epochs())} epochs) on {device}"
+                + _ranks_note())
         train_supernet(supernet, data, train_cfg, device=device, threads=threads,
                        checkpoint=run.file("supernet_checkpoint.pt"), resume=resume, progress=config.progress)
-        save_supernet(supernet, final)
-    supernet.to(device).eval()
-    if isinstance(data, dict):
-        data = {r: d.to(device) for r, d in data.items()}
-    else:
-        data = data.to(device)
+        if run.writer:
+            save_supernet(supernet, final)
+    if not dist.is_main():
+        return None  # the search over the trained supernet runs on rank 0
+    supernet.eval()
     tier, bits = deployment(preset, config.dataset)
 
     def constraint(arch):
         return tier.violations(space.costs(arch)) if tier else []
 
-    def evaluate(arch):
-        accuracy = supernet.evaluate(arch, data, split="val", seed=config.seed, threads=threads)
-        c = space.costs(arch)
-        return {"score": accuracy, "accuracy": accuracy, "macs": c.macs, "params": c.params,
-                "peak_kb": c.peak_activations * bits / 8 / 1024}
-
+    executor = make_executor(config)
+    if executor is not None:
+        supernet.cpu()  # shipped to the workers once; each moves it to its own device
+    evaluate = SubnetAccuracy(config, supernet, bits, threads)
     strategy = Evolution(space, seed=config.seed, constraint=constraint if tier else None, **preset.strategy_settings)
-    run.log(f"evolution over the supernet's sub-networks: budget {config.budget} evaluations"
-            + (f", {preset.tier} tier at {bits}-bit" if tier else ""))
-    result = search(strategy, evaluate, config.budget, constraint=constraint if tier else None,
-                    checkpoint=run.file("checkpoint.json"), resume=resume, progress=config.progress,
-                    callback=lambda t: run.log(_trial_line(t, space.describe)))
+    try:
+        run.log(f"evolution over the supernet's sub-networks: budget {config.budget} evaluations"
+                + (f", {preset.tier} tier at {bits}-bit" if tier else "") + _executor_note(executor))
+        result = search(strategy, evaluate, config.budget, constraint=constraint if tier else None,
+                        checkpoint=run.file("checkpoint.json"), resume=resume, progress=config.progress,
+                        callback=lambda t: run.log(_trial_line(t, space.describe)), executor=executor)
+    finally:
+        if executor is not None:
+            executor.close()
     _finish_blackbox(run, result, space)
     return result
+
+
+def run_device(config: RunConfig) -> torch.device:
+    """The run's device; under torchrun each rank's own GPU (cuda:LOCAL_RANK)."""
+    device = resolve_device(config.device)
+    if dist.active() and device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return device
+
+
+def _check_global_batch(batch_size: int) -> None:
+    if dist.active() and batch_size % dist.world_size():
+        raise UserError(f"the global batch of {batch_size} does not split over {dist.world_size()} processes: "
+                        f"use a number of processes that divides it")
+
+
+def _ranks_note() -> str:
+    return f", data-parallel over {dist.world_size()} processes (DDP)" if dist.active() else ""
 
 
 # --------------------------------------------------------------------------------------------
@@ -534,15 +687,26 @@ def run_ofa(config: RunConfig, run: RunFolder, resume: bool) -> SearchResult:
 # --------------------------------------------------------------------------------------------
 
 
-def run_search(config: RunConfig, out: str | os.PathLike, resume: bool = False, quiet: bool = False) -> SearchResult:
-    """Run (or resume) the search `config` describes into the run folder `out`."""
+def run_search(config: RunConfig, out: str | os.PathLike, resume: bool = False, quiet: bool = False) -> SearchResult | None:
+    """Run (or resume) the search `config` describes into the run folder `out`. Under torchrun
+    (a process group of several ranks) every rank trains the supernet of a DARTS or once-for-all
+    run and rank 0 alone writes the folder; the other ranks return None."""
     check_data(config)  # before anything is written: a missing dataset is one clear line
-    run = RunFolder(out, quiet=quiet)
+    if dist.active():
+        preset = PRESETS[config.preset]
+        if config.strategy not in ("darts",) and not preset.train_settings.get("rule"):
+            raise UserError(f"torchrun trains one supernet on several processes: it runs darts and the once-for-all "
+                            f"presets (ofa-evolution-*), not {config.preset}; spread a {config.strategy} search's "
+                            f"candidates with --executor ray instead")
+    run = RunFolder(out, quiet=quiet, writer=dist.is_main())
     if not resume:
-        if run.file("config.json").exists():
+        taken = run.file("config.json").exists()
+        dist.barrier()  # every rank has looked before rank 0 writes
+        if taken:
             raise UserError(f"{run.path} already holds a run; resume it with --resume {run.path} or pick another --out")
         preset = PRESETS[config.preset]
         run.write_json("config.json", {"run": config.to_dict(), "preset": dataclasses.asdict(preset)})
+    dist.barrier()  # the folder exists before any rank reads or checks it
     run.log(("resuming" if resume else "starting") + f" {config.preset} (seed {config.seed}) in {run.path}")
     if config.strategy in ("darts", "proxyless"):
         result = run_gradient(config, run, resume)
@@ -551,5 +715,5 @@ def run_search(config: RunConfig, out: str | os.PathLike, resume: bool = False, 
     else:
         result = run_blackbox(config, run, resume)
     run.log(f"results in {run.path}/ (results.json, results.csv, best.json, plots)")
-    return result
+    return result if dist.is_main() else None
 

@@ -214,6 +214,37 @@ def test_ray_records_a_failing_trial_and_goes_on(ray_executor):
     assert result.evaluations + len(result.failed) == 8
 
 
+@pytest.mark.xdist_group("ray")
+def test_edgeai_search_on_ray_has_the_local_history(ray_executor, tmp_path):
+    from edgeai.cli import main
+
+    args = ["search", "--strategy", "random", "--budget", "3", "--epochs", "1", "--quiet"]
+    assert main(args + ["--out", str(tmp_path / "local")]) == 0
+    assert main(args + ["--out", str(tmp_path / "ray"), "--executor", "ray", "--workers", "2"]) == 0
+    local, ray = (json.loads((tmp_path / name / "results.json").read_text())["history"] for name in ("local", "ray"))
+    strip = lambda history: [(t["arch"], t["score"], t["status"], t["metrics"]) for t in history]  # noqa: E731
+    assert strip(ray) == strip(local)  # the candidates trained in Ray's workers score bit for bit the same
+    assert "2 trials at once on Ray" in (tmp_path / "ray" / "log.txt").read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--strategy", "random", "--workers", "2"], "--workers go with --executor ray"),
+    (["--strategy", "random", "--ray-address", "auto", "--gpus-per-trial", "0.5"], "--ray-address, --gpus-per-trial go with --executor ray"),
+    (["--strategy", "darts", "--executor", "ray"], "darts trains one supernet"),
+    (["--strategy", "random", "--executor", "ray", "--gpus-per-trial", "-1"], "'-1' must be >= 0"),
+    (["--strategy", "random", "--executor", "ray", "--cpus-per-trial", "0"], "'0' must be > 0"),
+])
+def test_bad_executor_options_get_one_clear_line(args, message, capsys, tmp_path):
+    from edgeai.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        raise SystemExit(main(["search", *args, "--out", str(tmp_path / "run")]))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "run").exists()
+
+
 def test_bad_executor_arguments():
     with pytest.raises(ValueError, match="workers must be a positive integer"):
         ThreadExecutor(workers=0)
