@@ -142,7 +142,7 @@ class RayExecutor(Executor):
         self.num_cpus, self.num_gpus, self.address = num_cpus, num_gpus, address
         self._owns = not ray.is_initialized()
         if self._owns:
-            kwargs = dict(include_dashboard=False, log_to_driver=True)
+            kwargs = dict(include_dashboard=False) if address is None else {}  # a cluster keeps its own settings
             kwargs.update(init or {})
             ray.init(address=address, **kwargs)
         elif init:

@@ -5,7 +5,7 @@ strategies (DARTS, ProxylessNAS) train a weight-sharing supernet instead and ret
 `SearchResult` (one trial per epoch, with the derived architecture).
 """
 
-from edgeai.strategies.base import SearchExhausted, SearchResult, Strategy, Trial, pareto_front, search
+from edgeai.strategies.base import SearchExhausted, SearchResult, Strategy, Trial, TrialError, pareto_front, search
 from edgeai.strategies.evolution import Evolution
 from edgeai.strategies.grid import CompoundScalingSpace, GridSearch, compound_scaling
 from edgeai.strategies.objectives import mnasnet_reward
@@ -20,6 +20,7 @@ __all__ = [
     "SearchExhausted",
     "SearchResult",
     "Trial",
+    "TrialError",
     "search",
     "pareto_front",
     "GridSearch",
