@@ -21,6 +21,7 @@ from torch import nn
 
 import edgeai.estimation.supernet as sn
 from edgeai.data import Split, batches, digits
+from edgeai.estimation.train import num_threads
 from edgeai.estimation.supernet import ELASTIC_DIMENSIONS, Supernet, SupernetTrainConfig, train_supernet
 from edgeai.spaces.network import NetworkSpace, NetworkSpaceConfig
 from edgeai.strategies.darts import DartsConfig, DartsSearch, darts_search
@@ -33,6 +34,13 @@ SPACE = NetworkSpaceConfig.digits(stages=((8, 1), (16, 2)), depths=(1, 2), kerne
 SUPERNET = SupernetTrainConfig(epochs=1, batch_size=16, lr=0.1, num_random=1, seed=0)
 DARTS = DartsConfig(init_channels=2, layers=3, steps=2, multiplier=2, epochs=2, batch_size=16, lr=0.05,
                     arch_lr=3e-2, order="second")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny networks: one CPU thread is faster, and far faster on cores shared with other work."""
+    with num_threads(1):
+        yield
 
 
 def supernet_data():
@@ -85,16 +93,27 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def torchrun(*args: str) -> None:
+    """`torchrun --nproc-per-node 2` on 127.0.0.1 and a free port, one thread per rank. The port
+    is free when probed, but another program on a shared machine may take it before rank 0
+    binds it: a failed launch is retried once on a new port (a real failure fails twice)."""
+    outputs = []
+    for _ in range(2):
+        proc = subprocess.run(
+            [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={RANKS}", "--master-addr=127.0.0.1",
+             f"--master-port={_free_port()}", *args],
+            capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"),
+        )
+        if proc.returncode == 0:
+            return
+        outputs.append(proc.stdout[-3000:] + proc.stderr[-3000:])
+    pytest.fail("torchrun failed twice:\n" + "\n----- retry -----\n".join(outputs))
+
+
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp")
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={RANKS}", "--master-addr=127.0.0.1",
-         f"--master-port={_free_port()}", __file__, str(out)],
-        capture_output=True, text=True, timeout=300, env=env,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    torchrun(__file__, str(out))
     reports = [json.loads((out / f"rank{r}.json").read_text()) for r in range(RANKS)]
     return out, reports
 
@@ -196,13 +215,8 @@ def test_only_rank_zero_writes_checkpoints(ranks):
 def test_edgeai_search_under_torchrun_trains_the_supernet_on_both_ranks(tmp_path):
     # the once-for-all preset: supernet data-parallel on 2 ranks, then evolution on rank 0
     out = tmp_path / "run"
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={RANKS}", "--master-addr=127.0.0.1",
-         f"--master-port={_free_port()}", "-m", "edgeai", "search", "--preset", "ofa-evolution-digits",
-         "--epochs", "1", "--budget", "2", "--device", "cpu", "--quiet", "--out", str(out)],
-        capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"),
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    torchrun("-m", "edgeai", "search", "--preset", "ofa-evolution-digits", "--epochs", "1", "--budget", "2",
+             "--device", "cpu", "--quiet", "--out", str(out))
     log = (out / "log.txt").read_text()
     assert "data-parallel over 2 processes (DDP)" in log
     assert log.count("starting ofa-evolution-digits") == 1  # rank 0 alone writes the run folder
