@@ -11,7 +11,9 @@ one per GPU; each holds a replica of the supernet and, every step:
        on every rank and consumed identically, so no communication is needed)
     3. computes the loss on its shard; DistributedDataParallel averages the gradients over the
        ranks during backward (`find_unused_parameters=True` where a sub-network leaves weights
-       unused: a smaller kernel's transformation matrix, skipped blocks)
+       unused: a smaller kernel's transformation matrix, skipped blocks). The sub-networks of a
+       sandwich step add up their gradients locally (`no_sync`) and the last one's backward
+       averages the sum: one all-reduce per step, not one per sub-network
     4. takes the same optimiser step, so the replicas stay identical
 
 so N ranks with B/N samples each compute what one process computes when it averages the
