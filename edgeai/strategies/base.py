@@ -395,7 +395,7 @@ def search(
         queue.append(item)
 
     bar = tqdm(total=budget, desc=f"{result.strategy} search", disable=not progress, leave=False)
-    evaluations, best = 0, -math.inf
+    best = -math.inf
     try:
         while True:
             while may_ask():
@@ -419,7 +419,6 @@ def search(
                 strategy.tell(item.arch, trial.score)
                 result.history.append(trial)
                 if trial.status in ("evaluated", "failed"):
-                    evaluations += 1
                     best = max(best, trial.score)
                     bar.update(1)
                     bar.set_postfix(best=f"{best:.4g}", refresh=False)
