@@ -40,6 +40,8 @@ __all__ = [
     "pointwise_conv_macs",
     "conv_output_size",
     "flops",
+    "ops",
+    "per_second",
     "model_size",
     "num_activations",
     "LayerProfile",
@@ -171,6 +173,22 @@ def conv_output_size(
 def flops(macs: int) -> int:
     """FLOPs = 2 · MACs   (one multiply and one add per multiply-accumulate)"""
     return 2 * _non_negative_int("macs", macs)
+
+
+def ops(macs: int) -> int:
+    """OPs = 2 · MACs   (the same count as FLOPs when the operands are integers, e.g. an int8
+    network on a microcontroller or an NPU; hardware data sheets quote OPS = OPs per second)"""
+    return 2 * _non_negative_int("macs", macs)
+
+
+def per_second(count: int | float, seconds: float) -> float:
+    """FLOPS (or OPS) = FLOPs (or OPs) / seconds   (a rate: what a device delivers, or what a
+    model achieves on it; e.g. per_second(flops(macs), latency) is the achieved FLOPS)"""
+    if isinstance(count, bool) or not isinstance(count, (int, float)) or not count >= 0:
+        raise ValueError(f"count must be a non-negative number of operations, got {count!r}")
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not (0 < seconds < math.inf):
+        raise ValueError(f"seconds must be a positive, finite time, got {seconds!r}")
+    return count / seconds
 
 
 def model_size(params: int, bits: int = 32) -> float:

@@ -93,6 +93,7 @@ def test_lecture_numbers():
     assert single == 512 * 512 * 144 * h * w
     assert round(single / bottleneck, 1) == 8.5
     assert eff.flops(1_000) == 2_000
+    assert eff.ops(1_000) == 2_000  # integer operations: the same count (int8 deployment)
     assert eff.model_size(1_000_000, bits=8) == 1_000_000 and eff.model_size(1_000_000) == 4_000_000
     assert eff.num_activations((1, 64, 56, 56)) == 200_704
 
@@ -231,3 +232,14 @@ def test_transposed_convolution_macs():
     x = torch.randn(1, 8, 5, 5)
     # every input element is scattered over c_o·k_h·k_w outputs
     assert profile(up, x).macs == 8 * 25 * 4 * 4 == torch_macs(up, x)
+
+
+def test_operations_per_second():
+    """FLOPS / OPS: a rate. MobileNetV2 (300,774,272 MACs, Sandler et al. 2018 report 300M) run
+    in 10 ms achieves 2·300.8M / 0.01 s = 60.2 GFLOPS."""
+    assert eff.per_second(eff.flops(300_774_272), 0.010) == pytest.approx(60.154_854_4e9)
+    assert eff.per_second(eff.ops(5), 2.0) == 5.0
+    with pytest.raises(ValueError, match="seconds must be a positive, finite time"):
+        eff.per_second(10, 0)
+    with pytest.raises(ValueError, match="count must be a non-negative number"):
+        eff.per_second(-1, 1.0)
