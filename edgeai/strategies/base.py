@@ -7,7 +7,7 @@ each architecture once, checking constraints, recording trials, progress, checkp
 `search`, once.
 
     strategy = Evolution(space, seed=0)
-    result = search(strategy, evaluate, budget=200, constraint=fits_tiny_tier, seed=0)
+    result = search(strategy, evaluate, budget=200, constraint=fits_tiny_tier)  # the seed is the strategy's
     result.best.arch, result.best.score, result.pareto("macs", "accuracy")
 
 Scores are maximised. `evaluate(arch)` returns the score, or a dict of metrics with a "score"
