@@ -152,8 +152,24 @@ def test_mcunet_search_space_optimization():
     # the widest, highest-resolution sub-space rarely fits 320 KB / 1 MB; the narrowest always does
     assert by_key[(0.3, 96)].satisfying == 200
     assert by_key[(0.7, 160)].satisfying < 20
-    for s in stats:  # every kept model really satisfies the constraint
-        assert all(f == sorted(s.flops)[i] for i, f in enumerate(s.flops))
+    # (the analytic costs equal `profile` on the built networks: test_analytic_costs_equal_profile)
+    rejected_violate = 0
+    for s in stats:  # every kept model really satisfies the constraint: replay the sampling
+        space = make(*s.key)
+        rng = random.Random(f"0/{s.key}")  # flops_distributions' stream for this sub-space (seed 0)
+        kept = []
+        for _ in range(200):
+            costs = space.costs(space.sample(rng))
+            # the tiny tier's limits at 8 bits, by hand: 1 byte per weight <= 1 MB of Flash,
+            # 1 byte per activation at the peak <= 320 KB of SRAM
+            fits = costs.params <= 1024 * 1024 and costs.peak_activations <= 320 * 1024
+            assert fits == tiny.satisfied(costs)
+            if fits:
+                kept.append(2 * costs.macs)
+            else:
+                rejected_violate += 1
+        assert s.flops == sorted(kept)  # exactly the satisfying models' FLOPs, sorted
+    assert rejected_violate > 0  # the constraint rejected something (so the check above had teeth)
     x, y = by_key[(0.5, 128)].cdf()
     assert y[-1] == 1.0 and x == sorted(x)
     best = best_subspace(stats)
