@@ -149,7 +149,24 @@ def test_topology_validity_and_operators():
     rng = random.Random(1)
     for _ in range(200):
         a, b = space.sample(rng), space.sample(rng)
-        assert space.feasible(space.mutate(a, rng, 0.3)) and space.feasible(space.crossover(a, b, rng))
+        child, mutant = space.crossover(a, b, rng), space.mutate(a, rng, 0.3)
+        assert mutant in space and child in space  # validate: well-formed options and a valid path
+        assert all(child[n] in (a[n], b[n]) for n in space.names)
+    assert {"layer1": 8, "layer2": 16} not in space  # missing layers
+    assert {**a, "layer7": 4} not in space  # an unknown decision
+
+
+def test_topology_json_round_trip():
+    space = TopologySpace()  # Auto-DeepLab's 12 layers
+    rng = random.Random(5)
+    for _ in range(50):
+        arch = space.sample(rng)
+        data = space.to_json(arch)
+        assert list(data) == [f"layer{l}" for l in range(1, 13)]
+        assert space.validate(json.loads(json.dumps(data))) == arch
+        assert space.key(json.loads(json.dumps(data))) == space.key(arch)
+    with pytest.raises(ValueError, match="does not follow"):
+        space.to_json({**arch, "layer1": 4, "layer2": 16})  # jumps two rates: not a path
 
 
 def test_topology_network_follows_its_path():
