@@ -10,7 +10,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["plot_profile", "plot_block_costs", "plot_reward_curve", "plot_alphas"]
+__all__ = ["plot_profile", "plot_block_costs", "plot_flops_cdf", "plot_pareto", "plot_search_curves", "plot_reward_curve",
+           "plot_alphas"]
 
 
 def _axes(ax, figsize=(8, 4)):
