@@ -40,8 +40,8 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def bench_darts(device, steps: int, warmup: int, order: str) -> dict:
-    settings = dict(PRESETS["darts-cifar10"].strategy_settings, order=order)
+def bench_darts(device, steps: int, warmup: int, order: str, compile: bool = False) -> dict:
+    settings = dict(PRESETS["darts-cifar10"].strategy_settings, order=order, compile=compile)
     if device.type != "cuda":
         settings["channels_last"] = False
     cfg = DartsConfig(**settings)
@@ -51,8 +51,10 @@ def bench_darts(device, steps: int, warmup: int, order: str) -> dict:
     search = DartsSearch(data.input_shape, data.num_classes, cfg, seed=0, device=device)
     per = cfg.batch_size
     warm = lambda split, k: type(split)(split.x[: k * per], split.y[: k * per])  # noqa: E731
-    search.train_epoch(warm(w_half, warmup), warm(a_half, warmup))  # warm-up (cuDNN autotune, allocator)
+    start = time.perf_counter()
+    search.train_epoch(warm(w_half, warmup), warm(a_half, warmup))  # warm-up (cuDNN autotune, allocator, compiler)
     _sync(device)
+    warmup_seconds = time.perf_counter() - start
     start = time.perf_counter()
     metrics = search.train_epoch(type(w_half)(w_half.x[warmup * per:], w_half.y[warmup * per:]),
                                  type(a_half)(a_half.x[warmup * per:], a_half.y[warmup * per:]))
@@ -60,8 +62,8 @@ def bench_darts(device, steps: int, warmup: int, order: str) -> dict:
     seconds = time.perf_counter() - start
     images = metrics["steps"] * per  # w images (each step also takes an α batch of the same size)
     steps_per_epoch = (CIFAR_TRAIN // 2) // per
-    return {"what": f"DARTS search epoch ({order} order, 8 cells, C=16, batch 64)",
-            "steps_timed": metrics["steps"], "images_per_s": images / seconds,
+    return {"what": f"DARTS search epoch ({order} order, 8 cells, C=16, batch 64{', compiled' if compile else ''})",
+            "warmup_seconds": warmup_seconds, "steps_timed": metrics["steps"], "images_per_s": images / seconds,
             "seconds_per_step": seconds / metrics["steps"],
             "seconds_per_epoch": seconds / metrics["steps"] * steps_per_epoch,
             "hours_per_50_epochs": seconds / metrics["steps"] * steps_per_epoch * 50 / 3600}
@@ -112,6 +114,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--order", default="first", choices=("first", "second"))
+    parser.add_argument("--compile", action="store_true",
+                        help="also time the DARTS epoch with torch.compile (inductor; its warm-up includes compiling)")
     parser.add_argument("--skip-supernet", action="store_true")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args()
@@ -120,12 +124,15 @@ def main() -> None:
         torch.backends.cudnn.benchmark = True
     print(f"device: {describe_device(device)}; torch {torch.__version__}")
     results = [bench_darts(device, args.steps, args.warmup, args.order)]
+    if args.compile:
+        results.append(bench_darts(device, args.steps, args.warmup, args.order, compile=True))
     if not args.skip_supernet:
         results.append(bench_supernet(device, args.steps, args.warmup))
     for r in results:
         print(f"{r['what']}: {r['images_per_s']:,.0f} images/s, {r['seconds_per_step'] * 1000:.1f} ms/step, "
               f"{r['seconds_per_epoch']:,.0f} s per epoch" +
-              (f", {r['hours_per_50_epochs']:.2f} h per 50-epoch search" if "hours_per_50_epochs" in r else ""))
+              (f", {r['hours_per_50_epochs']:.2f} h per 50-epoch search" if "hours_per_50_epochs" in r else "") +
+              (f" (warm-up {r['warmup_seconds']:.1f} s)" if "warmup_seconds" in r else ""))
     print("paper (Liu et al. 2019, Table 1): DARTS first order 1.5 GPU-days for 4 runs on a GTX 1080Ti "
           "= ~9 h per search, ~11 min per epoch")
     if args.json:

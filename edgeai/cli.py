@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     srch.add_argument("--resume", metavar="RUN", help="continue the run in folder RUN from its last checkpoint")
     srch.add_argument("--preset", choices=sorted(PRESETS), metavar="NAME", help="named settings (see `edgeai presets`)")
     srch.add_argument("--quiet", action="store_true", help="no progress bars")
+    srch.add_argument("--compile", action="store_true",
+                      help="torch.compile the training step (DARTS, candidates trained from scratch; pays off "
+                           "on a GPU in long runs, the first steps wait for the compiler)")
     par = srch.add_argument_group("parallel candidates (Ray; for a supernet on several GPUs: torchrun -m edgeai search ...)")
     par.add_argument("--executor", choices=("local", "ray"),
                      help="where candidates are evaluated: local (this process, default) or ray (parallel Ray tasks)")
@@ -168,7 +171,7 @@ def cmd_search(args) -> int:
     parallel = {k: v for k, v in _parallel(args).items() if v is not None}
     config = resolve(args.strategy, args.dataset, args.preset, budget=args.budget, epochs=args.epochs,
                      order=args.order, seed=args.seed, device=args.device, data_dir=args.data_dir,
-                     download=args.download, progress=not args.quiet, **parallel)
+                     download=args.download, progress=not args.quiet, compile=args.compile, **parallel)
     if args.space is not None and args.space != config.space:
         from edgeai.presets import PRESETS
 
@@ -179,7 +182,7 @@ def cmd_search(args) -> int:
                         f"the default is {config.space!r}")
         config = resolve(None, config.dataset, matching[0], budget=args.budget, epochs=args.epochs,
                          order=args.order, seed=args.seed, device=args.device, data_dir=args.data_dir,
-                         download=args.download, progress=not args.quiet, **parallel)
+                         download=args.download, progress=not args.quiet, compile=args.compile, **parallel)
     run_search(config, args.out or _default_out(config.preset))
     return 0
 

@@ -64,6 +64,7 @@ class RunConfig:
     download: bool = False
     order: str | None = None  # DARTS: "first" / "second"
     progress: bool = True
+    compile: bool = False  # torch.compile the training step (DARTS's supernet, candidates trained from scratch)
     executor: str = "local"  # where candidates are evaluated: "local" (this process) or "ray" (parallel tasks)
     ray_address: str | None = None  # None: a local Ray; "auto" or "ray://HOST:10001": an existing cluster
     workers: int | None = None  # Ray: trials at once (None: as many as the cluster's resources hold)
@@ -103,6 +104,10 @@ def resolve(strategy: str | None, dataset: str, preset: str | None, **overrides)
     if order is not None and p.strategy != "darts":
         raise UserError("--order applies to DARTS only")
     check_executor(p.strategy, overrides)
+    if overrides.get("compile") and (p.strategy == "proxyless" or p.train_settings.get("rule")):
+        raise UserError(f"--compile fits a network that stays the same from step to step (DARTS, candidates "
+                        f"trained from scratch); {p.name} samples a new sub-network every step, which would "
+                        f"recompile every time")
     return RunConfig(preset=p.name, strategy=p.strategy, dataset=p.dataset, space=p.space,
                      budget=budget if budget is not None else p.budget,
                      epochs=epochs if epochs is not None else p.epochs, order=order, **overrides)
@@ -346,10 +351,12 @@ class CandidateTraining:
         factory = _build(space, self.preset, data, arch)
         train = dict(self.preset.train_settings)
         if config.dataset == "digits":
-            accuracy = proxy_accuracy(factory, data, seed=config.seed, epochs=config.epochs, **train)
+            accuracy = proxy_accuracy(factory, data, seed=config.seed, epochs=config.epochs,
+                                      compile=config.compile, **train)
         else:
             accuracy = train_and_evaluate(factory, data, config.epochs, seed=config.seed, device=device,
-                                          test=False, track_val=False, progress=False, **train).val_accuracy
+                                          compile=config.compile, test=False, track_val=False, progress=False,
+                                          **train).val_accuracy
         c = _costs(space, arch, (1, data.input_shape[0], r, r), factory)
         return {"score": accuracy, "accuracy": accuracy, "macs": c["macs"], "params": c["params"],
                 "peak_kb": c["peak_activations"] * self.bits / 8 / 1024}
@@ -518,6 +525,7 @@ def run_gradient(config: RunConfig, run: RunFolder, resume: bool) -> SearchResul
     if config.strategy == "darts":
         if config.order is not None:
             settings["order"] = config.order
+        settings["compile"] = config.compile
         cfg = DartsConfig(**settings)
         _check_global_batch(cfg.batch_size)
         run.log(f"DARTS ({cfg.order} order): {cfg.layers} cells, {cfg.init_channels} channels, batch "

@@ -40,6 +40,8 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     (["search", "--preset", "darts-cifar10", "--strategy", "random"], "runs strategy 'darts', not 'random'"),
     (["search", "--strategy", "darts", "--space", "nasnet"], "does not go with --strategy darts"),
     (["search"], "say which strategy to run"),
+    (["search", "--preset", "ofa-evolution-digits", "--compile"], "would recompile every time"),
+    (["search", "--strategy", "proxyless", "--compile"], "would recompile every time"),
     (["profile", "alexnet"], "argument MODEL: invalid choice: 'alexnet'"),
     (["profile", "resnet50", "--input", "1x3xbig"], "is not a shape like 1x3x224x224"),
     (["nonsense"], "invalid choice: 'nonsense'"),
@@ -128,20 +130,22 @@ def test_cifar10_search_runs_on_generated_files(tmp_path, monkeypatch):
         val_accuracy = 0.5
 
     def fake_train(factory, data, epochs, **kw):
-        seen.append((data.name, data.input_shape, len(data.train), len(data.val), epochs, kw["device"].type))
+        seen.append((data.name, data.input_shape, len(data.train), len(data.val), epochs, kw["device"].type,
+                     kw["compile"]))
         assert factory()(data.val.x[:2]).shape == (2, 10)  # the candidate runs on the CIFAR images
         return Trained()
 
     monkeypatch.setattr(runs, "train_and_evaluate", fake_train)
     out = tmp_path / "run"
     assert main(["search", "--preset", "random-cifar10", "--data-dir", str(tmp_path / "data"), "--budget", "3",
-                 "--device", "cpu", "--out", str(out), "--quiet"]) == 0
+                 "--device", "cpu", "--compile", "--out", str(out), "--quiet"]) == 0
     result = json.loads((out / "results.json").read_text())
     assert sum(t["status"] == "evaluated" for t in result["history"]) == 3
-    assert json.loads((out / "config.json").read_text())["run"]["dataset"] == "cifar10"
+    run_config = json.loads((out / "config.json").read_text())["run"]
+    assert run_config["dataset"] == "cifar10" and run_config["compile"] is True
     # 5 x 1100 images: 5000 for validation (the standard split), 500 to train; resized to the
     # candidate's resolution; 10 epochs per candidate (the preset)
-    assert {s[2:] for s in seen} == {(500, 5000, 10, "cpu")}
+    assert {s[2:] for s in seen} == {(500, 5000, 10, "cpu", True)}  # --compile reaches the training
     assert {s[1] for s in seen} <= {(3, 24, 24), (3, 28, 28), (3, 32, 32)}
 
 

@@ -5,6 +5,7 @@ digits that is killed and resumed."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -13,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from edgeai.data import digits
+from edgeai.data import Split, digits
 from edgeai.estimation.train import num_threads
 from edgeai.spaces.ops import DARTS_OPS
 from edgeai.strategies import DartsConfig, Genotype, darts_search
@@ -22,6 +23,7 @@ from edgeai.strategies.darts import (
     DARTS_V2,
     PRIMITIVES,
     Architect,
+    DartsSearch,
     MixedOp,
     Network,
     SearchNetwork,
@@ -220,6 +222,30 @@ def test_darts_search_on_digits_is_killed_and_resumes_to_the_same_end(tmp_path):
     assert resumed.alphas == full.alphas and resumed.arch == full.arch
     with pytest.raises(ValueError, match="another search"):
         darts_search(data, TINY, seed=1, threads=1, progress=False, checkpoint=ckpt, resume=True)
+
+
+@pytest.mark.parametrize("order", ["first", "second"])
+def test_compiled_search_takes_the_same_steps(order):
+    """`DartsConfig(compile=...)` runs both steps through torch.compile (TorchDynamo's graph of
+    the supernet; "aot_eager" also traces the backward with AOTAutograd, as inductor does, without
+    inductor's code generation, which takes minutes on a small CPU). The search must be the same
+    one: the same α and w after an epoch, up to float reassociation."""
+    data = digits().with_train_subset(128, seed=0)
+    config = dataclasses.replace(TINY, epochs=1, order=order)
+    plain = DartsSearch(data.input_shape, data.num_classes, config, seed=0)
+    compiled = DartsSearch(data.input_shape, data.num_classes, dataclasses.replace(config, compile="aot_eager"), seed=0)
+    assert compiled.step_model is not compiled.model  # an OptimizedModule over the same parameters
+    assert compiled.step_model.parameters().__next__() is compiled.model.parameters().__next__()
+    w_split, a_split = Split(data.train.x[:64], data.train.y[:64]), Split(data.train.x[64:], data.train.y[64:])
+    with num_threads(1):
+        logs = [s.train_epoch(w_split, a_split) for s in (plain, compiled)]
+    assert logs[0]["steps"] == logs[1]["steps"] == 2
+    assert logs[1]["train_loss"] == pytest.approx(logs[0]["train_loss"], rel=1e-5)
+    for p, q in zip(plain.model.parameters(), compiled.model.parameters()):
+        torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-6)
+    assert compiled.genotype() == plain.genotype()
+    with pytest.raises(ValueError, match="DartsConfig.compile must be False, True or a torch.compile backend"):
+        DartsConfig(compile="fastest")
 
 
 def test_bad_darts_configs():

@@ -105,6 +105,26 @@ def test_autocast_and_channels_last_run_on_cpu(data):
     assert 0 <= result.test_accuracy <= 1 and len(result.train_loss) == 1
 
 
+def test_compiled_training_takes_the_same_steps(data):
+    """`compile=` runs the training step through torch.compile ("aot_eager": TorchDynamo and
+    AOTAutograd, inductor's graphs without its code generation, which takes minutes on a small
+    CPU); the weights after an epoch equal the eager run's up to float reassociation, and the
+    module the caller holds is the one trained."""
+    small = data.with_train_subset(256, seed=0)
+    models = [small_cnn(4) for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())
+    initial = models[1][0].weight.detach().clone()
+    plain, compiled = (train_and_evaluate(m, small, 1, seed=0, batch_size=64, compile=c, test=False, **FAST)
+                       for m, c in zip(models, (False, "aot_eager")))
+    assert compiled.train_loss == pytest.approx(plain.train_loss, rel=1e-5)
+    assert compiled.val_accuracy == plain.val_accuracy
+    for p, q in zip(models[0].parameters(), models[1].parameters()):
+        torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-6)
+    assert not torch.equal(models[1][0].weight, initial)  # the caller's module was trained
+    with pytest.raises(ValueError, match="compile must be False, True or a torch.compile backend"):
+        train_and_evaluate(small_cnn(4), small, 1, seed=0, compile="fastest", **FAST)
+
+
 def test_proxy_is_seeded_and_ranks_seeing_above_blind(data):
     seeing = proxy_accuracy(lambda: small_cnn(16), data, seed=0)
     assert seeing == proxy_accuracy(lambda: small_cnn(16), data, seed=0)

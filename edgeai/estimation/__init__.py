@@ -20,6 +20,7 @@ from edgeai.estimation.latency import (
 )
 from edgeai.estimation.train import (
     TrainResult,
+    compile_model,
     evaluate_accuracy,
     num_threads,
     proxy_accuracy,

@@ -19,7 +19,8 @@ the seed cover the initial weights too.
 
 GPU: the whole dataset is moved to the device once; mini-batches are sliced there
 (`edgeai.data.batches`); the step loop never waits for the host (losses are summed on the device
-and read once per epoch). bf16 autocast is on by default on CUDA; `channels_last` on request.
+and read once per epoch). bf16 autocast is on by default on CUDA; `channels_last` and
+`torch.compile` (`compile=True`, see `compile_model`) on request.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from tqdm.auto import tqdm
 
 from edgeai.data import Dataset, Split, batches
 
-__all__ = ["TrainResult", "train_and_evaluate", "proxy_accuracy", "evaluate_accuracy", "resolve_device", "num_threads"]
+__all__ = ["TrainResult", "train_and_evaluate", "proxy_accuracy", "evaluate_accuracy", "resolve_device", "num_threads",
+           "compile_model"]
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "constant")
@@ -91,6 +93,38 @@ def num_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def compile_model(model: nn.Module, compile: bool | str = True) -> nn.Module:
+    """`torch.compile(model)` for the training step, or `model` itself when `compile` is False.
+
+    compile   False: no compilation; True: PyTorch's default backend (inductor: fused GPU kernels,
+              worth it for a long run on a static network such as DARTS's supernet or one
+              candidate's full training); a backend name (e.g. "aot_eager", "cudagraphs")
+              to choose another.
+
+    The compiled module shares the parameters (and buffers) of `model`: optimizers, state dicts
+    and checkpoints keep using `model`. The first steps are slow while it compiles (seconds on a
+    GPU, minutes with inductor on a small CPU), so a short run gains nothing. Not for networks
+    whose structure changes from step to step (a once-for-all supernet's sampled sub-networks,
+    ProxylessNAS's binarized paths): every new structure recompiles.
+    """
+    backend = compile_backend(compile)
+    return model if backend is None else torch.compile(model, backend=backend)
+
+
+def compile_backend(compile: bool | str | None, name: str = "compile") -> str | None:
+    """The torch.compile backend `compile` asks for (None: no compilation), or a ValueError
+    naming `name` and what is allowed."""
+    if compile is False or compile is None:
+        return None
+    if compile is True:
+        return "inductor"
+    backends = torch.compiler.list_backends(exclude_tags=())
+    if not isinstance(compile, str) or compile not in backends:
+        raise ValueError(f"{name} must be False, True or a torch.compile backend ({', '.join(backends)}), "
+                         f"got {compile!r}")
+    return compile
+
+
 def _check_positive_int(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be a positive integer, got {value!r} ({type(value).__name__})")
@@ -140,6 +174,7 @@ def train_and_evaluate(
     device: str | torch.device = "cpu",
     autocast: bool | None = None,
     channels_last: bool = False,
+    compile: bool | str = False,
     threads: int | None = None,
     track_val: bool = True,
     test: bool = True,
@@ -163,6 +198,8 @@ def train_and_evaluate(
     device          "cpu", "cuda", "cuda:N" or "auto"; the data is moved there once
     autocast        bf16 autocast; None = on for CUDA, off on CPU
     channels_last   NHWC memory format for model and data (faster convolutions on recent GPUs)
+    compile         torch.compile the training step's forward (True, or a backend name; see
+                    `compile_model`); evaluation runs the plain model
     threads         CPU threads during this run (None: PyTorch's setting; 1 is fastest for tiny
                     models, see `num_threads`)
     track_val       measure val accuracy after every epoch (`val_curve`); else only at the end
@@ -209,6 +246,7 @@ def train_and_evaluate(
         steps_per_epoch = len(train) // batch_size
         total_steps = epochs * steps_per_epoch
 
+        step_model = compile_model(model, compile)  # shares model's parameters
         params = [p for p in model.parameters() if p.requires_grad]
         if not params:
             raise ValueError("model has no trainable parameters")
@@ -233,7 +271,7 @@ def train_and_evaluate(
             loss_sum = torch.zeros((), device=device)  # summed on the device: no sync per step
             for x, y in batches(train, batch_size, rng=order, drop_last=True):
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                    loss = loss_fn(model(x), y)
+                    loss = loss_fn(step_model(x), y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if grad_clip is not None:
@@ -274,6 +312,7 @@ def proxy_accuracy(
     optimizer: str = "sgd",
     device: str | torch.device = "cpu",
     threads: int | None = 1,
+    compile: bool | str = False,
 ) -> float:
     """A cheap, lower-fidelity accuracy estimate for search (Elsken et al. 2019, Section 5:
     "training for fewer epochs, on a subset of the data"): train `epochs` epochs on `train_size`
@@ -287,6 +326,6 @@ def proxy_accuracy(
         data = data.with_train_subset(train_size, seed)
     result = train_and_evaluate(
         model, data, epochs, seed=seed, lr=lr, batch_size=batch_size, optimizer=optimizer,
-        device=device, threads=threads, track_val=False, test=False, progress=False,
+        device=device, threads=threads, compile=compile, track_val=False, test=False, progress=False,
     )
     return result.val_accuracy

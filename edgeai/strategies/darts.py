@@ -49,7 +49,7 @@ from torch import nn
 
 from edgeai import distributed as dist
 from edgeai.data import Dataset, Split, batches
-from edgeai.estimation.train import evaluate_accuracy, num_threads, resolve_device
+from edgeai.estimation.train import compile_backend, compile_model, evaluate_accuracy, num_threads, resolve_device
 from edgeai.spaces.ops import DARTS_OPS, FactorizedReduce, Identity, ReLUConvBN
 from edgeai.strategies.gradient import GradientSearchResult, run_epochs
 
@@ -503,8 +503,10 @@ class DartsConfig:
     train_portion: float = 0.5  # fraction of the training split for w; the rest trains α
     autocast: bool | None = None  # bf16 autocast of the forward passes; None: on for CUDA
     channels_last: bool = False  # NHWC memory format (faster convolutions on recent GPUs)
+    compile: bool | str = False  # torch.compile the supernet's forward (True: inductor; or a backend name)
 
     def __post_init__(self):
+        compile_backend(self.compile, "DartsConfig.compile")
         self.primitives = tuple(self.primitives)
         self.arch_betas = tuple(self.arch_betas)
         for name in ("init_channels", "layers", "steps", "multiplier", "stem_multiplier", "epochs", "batch_size"):
@@ -566,6 +568,9 @@ class DartsSearch:
         if self.distributed and not dist.active():
             raise ValueError("distributed=True needs a torch.distributed process group of more than one rank (torchrun)")
         self.ddp = dist.wrap(self.model, self.device) if self.distributed else None
+        # the forward passes of both steps, compiled on request (they share the model's w and α)
+        self.step_model = compile_model(self.model, config.compile)
+        self.step_ddp = None if self.ddp is None else compile_model(self.ddp, config.compile)
         self.architect = Architect(self.model, self.w_optimizer, self.loss, config.arch_lr, config.arch_betas,
                                    config.arch_weight_decay, reduce=dist.all_reduce_mean if self.distributed else None)
         self.w_order = torch.Generator().manual_seed(seed)  # mini-batch order of the w half
@@ -575,13 +580,13 @@ class DartsSearch:
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """L(w, α) on a batch, through the plain module (the α step differentiates it with autograd)."""
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            return F.cross_entropy(self.model(x), y)
+            return F.cross_entropy(self.step_model(x), y)
 
     def weight_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The w step's loss and logits (N, classes); through DDP when data-parallel, so that its
         backward averages ∇w over the ranks."""
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            logits = (self.model if self.ddp is None else self.ddp)(x)  # (N, classes)
+            logits = (self.step_model if self.ddp is None else self.step_ddp)(x)  # (N, classes)
             return F.cross_entropy(logits, y), logits
 
     def _prepare(self, split: Split) -> Split:
