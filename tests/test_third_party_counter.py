@@ -8,8 +8,9 @@ dependency), whose conventions differ from the lecture's in documented ways:
 - ReLU and pooling: THOP counts zero for ReLU, ReLU6 and MaxPool, like us;
 - average pooling: THOP counts one add per pooled input element and one divide per output
   element (AdaptiveAvgPool2d: input numel + output numel); we count zero (as for any pooling);
-- residual additions (`out + x` in forward, not a module): THOP never sees them, and we count
-  element-wise ops as zero, so they agree.
+- residual additions (`out + x` in forward, not a module): THOP counts functional calls only
+  when they are products (matmul, einsum, F.linear, attention), and we count element-wise ops as
+  zero, so they agree.
 
 On real networks (MobileNetV2 and ResNet-50 from edgeai.models) the difference is exactly
 4 · (BatchNorm outputs) + (average pool input + output elements), and the parameter counts are
