@@ -12,7 +12,7 @@ Three rates per configuration, in architectures per second:
     profile         `profile(space.build(arch), space.input_shape(arch))`: what `costs` saves, on
                     fewer architectures (`--profiled`)
 
-    python benchmarks/spaces.py [--n 2000] [--repeats 5] [--profiled 3] [--seed 0]
+    python benchmarks/spaces.py [--n 2000] [--repeats 5] [--profiled 3] [--seed 0] [--spaces digits mcunet ...]
 
 Each rate is the best over `--repeats` timed passes over the same `--n` architectures (the
 minimum time: the pass least disturbed by other processes), by the wall clock and, in
