@@ -63,7 +63,8 @@ _add(Preset(
            "because 8 short epochs would leave 3e-4 nearly uniform",
     epochs=8,
     strategy_settings=dict(init_channels=8, layers=3, steps=4, multiplier=4, batch_size=64, epochs=8,
-                           lr=0.05, lr_min=0.001, arch_lr=0.03, order="first"),
+                           lr=0.05, lr_min=0.001, arch_lr=0.03, order="first",
+                           channels_last=True),  # NHWC: depthwise and dilated convolutions ~1.3-1.7x faster on CPU too
 ))
 _add(Preset(
     "proxyless-cifar10", "proxyless", "cifar10", "proxyless",
@@ -85,7 +86,7 @@ _add(Preset(
     epochs=6,
     strategy_settings=dict(stem_channels=8, stem_stride=1, first_channels=8, stages=((16, 2, 1), (24, 2, 2)),
                            feature_channels=0, epochs=6, warmup_epochs=2, batch_size=32, lr=0.05,
-                           arch_lr=0.01, arch_every=1, loss="add", reg_lambda=0.1),
+                           arch_lr=0.01, arch_every=1, loss="add", reg_lambda=0.1, channels_last=True),
 ))
 
 # ------------------------------------------------------------------ black-box strategies

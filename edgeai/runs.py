@@ -515,8 +515,6 @@ def run_gradient(config: RunConfig, run: RunFolder, resume: bool) -> SearchResul
         settings["epochs"] = config.epochs
         if "warmup_epochs" in settings:
             settings["warmup_epochs"] = min(settings["warmup_epochs"], config.epochs // 4)
-    if device.type != "cuda":
-        settings["channels_last"] = False  # NHWC pays off on GPUs, not in these small CPU runs
     threads = 1 if device.type == "cpu" and config.dataset == "digits" else None
     common = dict(seed=config.seed, device=device, threads=threads, checkpoint=run.file("checkpoint.pt"),
                   resume=resume, progress=config.progress,
