@@ -42,8 +42,6 @@ def _sync(device):
 
 def bench_darts(device, steps: int, warmup: int, order: str, compile: bool = False) -> dict:
     settings = dict(PRESETS["darts-cifar10"].strategy_settings, order=order, compile=compile)
-    if device.type != "cuda":
-        settings["channels_last"] = False
     cfg = DartsConfig(**settings)
     n = cfg.batch_size * (steps + warmup) * 2
     data = synthetic(n, (3, 32, 32), 10, seed=0, n_val=cfg.batch_size, n_test=cfg.batch_size).to(device)
