@@ -147,6 +147,28 @@ def _reductions(layers: int) -> tuple[int, int]:
     return layers // 3, 2 * layers // 3
 
 
+def _stack(in_channels: int, c: int, layers: int, stem_multiplier: int, make_cell: Callable) -> tuple[nn.Module, nn.ModuleList, int]:
+    """The stem and the chain of `layers` cells both DARTS networks share: a 3x3 conv to
+    stem_multiplier·c channels, then cells that each read the previous two outputs, with the
+    channels doubled at the reduction cells. `make_cell(c_pp, c_p, c, reduction, reduction_prev)`
+    builds one cell (with a `multiplier`: how many nodes its output concatenates). Returns the
+    stem, the cells and the channels of the last cell's output."""
+    c_curr = stem_multiplier * c
+    stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr))
+    c_pp, c_p, c_curr = c_curr, c_curr, c
+    cells = nn.ModuleList()
+    reduction_prev = False
+    for i in range(layers):
+        reduction = i in _reductions(layers)
+        if reduction:
+            c_curr *= 2
+        cell = make_cell(c_pp, c_p, c_curr, reduction, reduction_prev)
+        cells.append(cell)
+        reduction_prev = reduction
+        c_pp, c_p = c_p, cell.multiplier * c_curr
+    return stem, cells, c_p
+
+
 class SearchNetwork(nn.Module):
     """The supernet (model_search.Network): stem, `layers` search cells, global pooling, linear.
 
@@ -166,18 +188,10 @@ class SearchNetwork(nn.Module):
         if not 1 <= multiplier <= steps:
             raise ValueError(f"multiplier must be between 1 and steps={steps}, got {multiplier}")
         self.steps, self.multiplier = steps, multiplier
-        c_curr = stem_multiplier * c
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr))
-        c_pp, c_p, c_curr = c_curr, c_curr, c
-        self.cells = nn.ModuleList()
-        reduction_prev = False
-        for i in range(layers):
-            reduction = i in _reductions(layers)
-            if reduction:
-                c_curr *= 2
-            self.cells.append(SearchCell(steps, multiplier, c_pp, c_p, c_curr, reduction, reduction_prev, primitives))
-            reduction_prev = reduction
-            c_pp, c_p = c_p, multiplier * c_curr
+        self.stem, self.cells, c_p = _stack(
+            in_channels, c, layers, stem_multiplier,
+            lambda c_pp, c_p, c_curr, reduction, reduction_prev: SearchCell(
+                steps, multiplier, c_pp, c_p, c_curr, reduction, reduction_prev, primitives))
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_p, num_classes)
         k = num_edges(steps)
@@ -358,19 +372,10 @@ class Network(nn.Module):
         if not isinstance(genotype, Genotype):
             raise TypeError(f"genotype must be a Genotype (Genotype.from_dict(d) for plain data), got {type(genotype).__name__}")
         self.drop_path_prob = drop_path_prob
-        c_curr = stem_multiplier * c
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr))
-        c_pp, c_p, c_curr = c_curr, c_curr, c
-        self.cells = nn.ModuleList()
-        reduction_prev = False
-        for i in range(layers):
-            reduction = i in _reductions(layers)
-            if reduction:
-                c_curr *= 2
-            cell = Cell(genotype, c_pp, c_p, c_curr, reduction, reduction_prev)
-            self.cells.append(cell)
-            reduction_prev = reduction
-            c_pp, c_p = c_p, cell.multiplier * c_curr
+        self.stem, self.cells, c_p = _stack(
+            in_channels, c, layers, stem_multiplier,
+            lambda c_pp, c_p, c_curr, reduction, reduction_prev: Cell(
+                genotype, c_pp, c_p, c_curr, reduction, reduction_prev))
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_p, num_classes)
 
