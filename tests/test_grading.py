@@ -1,12 +1,14 @@
 """Autograding survives real submissions: crafted students graded by real nbgrader.
 
 For one notebook per kind of exercise (answers written in a function, in a method of a class, as
-top-level code, as text; `exercise_kinds` reads them off the source notebook), a scratch course is
-released and a class of crafted students goes through the instructor's workflow, `grade.py all`
-(collect, autograde, feedback, export), against a real gradebook:
+top-level code, as text; on plain numbers or on torch tensors; `exercise_kinds` reads them off
+the source notebook), a scratch course is released and a class of crafted students goes through
+the instructor's workflow, `grade.py all` (collect, autograde, feedback, export), against a real
+gradebook:
 
     correct (plus warnings, progress bars, floods of output)   full marks, none of the noise in feedback
-    partially correct (the first wrong answer raises)           exactly the points of the right cells
+    partially correct (first answers right, the next one       exactly the points of the right cells,
+      raises, a later one right again)                          the later one's tests included
     an answer that loops forever / kills the kernel              its tests zero, every other cell graded
     test cells edited (pass, unlocked, 1000 points, markdown,    the real tests restored, graded once,
       skip-execution tag, metadata deleted), deleted, copied      scored right
@@ -14,10 +16,15 @@ released and a class of crafted students goes through the instructor's workflow,
     a notebook that is not even JSON                             reported; the batch goes on
 
 (The untouched notebook scoring zero, and the solution full marks, are checked for every notebook
-by tests/test_course.py.) Expected scores come from the notebook's metadata alone: a graded test cell checks the answer
-cells above it, so it earns its points exactly when every answer cell above it is right. Crafted
-breakage therefore goes into the LAST answer cell: the tests above it show that grading went on.
-The endless loops run in a second autograde of the same course with a short timeout.
+by tests/test_course.py.) Expected scores come from the source notebook alone: a graded test cell
+checks the answer cells whose names it uses, followed back through the cells that define them
+(`Exercise.checks`), and earns its points exactly when every answer it checks is right. Breakage
+that loses the kernel goes into the LAST answer cell: the tests above it show that grading went
+on. The endless loops run in a second autograde of the same course with a short timeout.
+
+By default the crafted class meets the first notebook of each kind (01_efficiency: functions on
+numbers; 02_blocks: functions on tensors, also the quickest tensor notebook to run, measured);
+EDGEAI_CRAFTED=all grades every notebook.
 
 Cheap static checks run over every notebook: hidden tests never reach notebooks/, and GPU-only
 cells are guarded so that validation and autograding skip them.
@@ -63,23 +70,39 @@ def is_test(cell) -> bool:
     return cell.cell_type == "code" and bool(meta(cell).get("grade")) and not meta(cell).get("solution")
 
 
+# a region computing on torch tensors: names torch, multiplies matrices (@) or calls a tensor method
+TENSOR_METHODS = {"view", "reshape", "transpose", "permute", "flatten", "unsqueeze", "squeeze", "softmax",
+                  "matmul", "chunk", "split", "contiguous", "backward"}
+
+
+def uses_tensors(nodes) -> bool:
+    return any((isinstance(n, ast.Name) and n.id == "torch")
+               or (isinstance(n, ast.Attribute) and n.attr in TENSOR_METHODS)
+               or (isinstance(n, ast.BinOp) and isinstance(n.op, ast.MatMult)) for n in nodes)
+
+
 def region_kinds(source: str) -> set[str]:
     """Where the `### BEGIN SOLUTION` regions of an answer cell sit: 'function', 'method of a class'
-    or 'top-level code'."""
-    starts = [i + 1 for i, line in enumerate(source.splitlines()) if "### BEGIN SOLUTION" in line]
+    or 'top-level code'; and 'tensor code' when a solution computes on torch tensors."""
+    lines = source.splitlines()
+    starts = [i + 1 for i, line in enumerate(lines) if "### BEGIN SOLUTION" in line]
+    ends = [i + 1 for i, line in enumerate(lines) if "### END SOLUTION" in line]
     try:
-        body = ast.parse(source).body
+        tree = ast.parse(source)
     except SyntaxError:  # IPython syntax (magics): treat as a script
         return {"top-level code"} if starts else set()
     kinds = set()
     for line in starts:
-        node = next((n for n in body if n.lineno <= line <= n.end_lineno), None)
+        node = next((n for n in tree.body if n.lineno <= line <= n.end_lineno), None)
         if isinstance(node, ast.ClassDef):
             kinds.add("method of a class")
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             kinds.add("function")
         else:
             kinds.add("top-level code")
+    inside = [n for n in ast.walk(tree) if any(a < getattr(n, "lineno", 0) < b for a, b in zip(starts, ends))]
+    if uses_tensors(inside):
+        kinds.add("tensor code")
     return kinds
 
 
@@ -107,6 +130,90 @@ def crafted_assignments() -> list[str]:
     return chosen
 
 
+class _Names(ast.NodeVisitor):
+    """The names a cell defines for later cells (bound at top level), binds anywhere, and loads."""
+
+    def __init__(self):
+        self.defined, self.bound, self.loaded, self.depth = set(), set(), set(), 0
+
+    def bind(self, name: str) -> None:
+        self.bound.add(name)
+        if self.depth == 0:
+            self.defined.add(name)
+
+    def visit_Name(self, node):
+        if isinstance(node.ctx, ast.Load):
+            self.loaded.add(node.id)
+        else:
+            self.bind(node.id)
+
+    def visit_alias(self, node):
+        self.bind((node.asname or node.name).split(".")[0])
+
+    def visit_arg(self, node):
+        self.bound.add(node.arg)
+
+    def visit_ExceptHandler(self, node):
+        if node.name:
+            self.bind(node.name)
+        self.generic_visit(node)
+
+    def scope(self, node):  # a body of its own: what it binds stays local
+        self.depth += 1
+        self.generic_visit(node)
+        self.depth -= 1
+
+    def visit_FunctionDef(self, node):
+        self.bind(node.name)
+        self.scope(node)
+
+    visit_AsyncFunctionDef = visit_ClassDef = visit_FunctionDef
+    visit_Lambda = visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = scope
+
+
+def cell_names(source: str) -> tuple[set[str], set[str]] | None:
+    """(names a code cell defines for the cells below, names it takes from the cells above), None
+    if it is not plain Python. By the whole cell: a name it binds anywhere (a parameter, a loop
+    variable, its own `_x`) is not taken from above."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    names = _Names()
+    names.visit(tree)
+    return names.defined, names.loaded - names.bound
+
+
+def checked_answers(cells) -> dict[str, set[str]]:
+    """Test cell -> the answer cells it checks: each name the test takes from above leads to the
+    last cell above that defines it; that cell counts if it is an answer, and what IT takes from
+    above counts too (an answer calling an earlier answer, a demo cell computing with answers
+    whose results a test reads). A notebook with a cell that is not plain Python (magics) falls
+    back to the safe rule: a test checks every answer above it."""
+    names = [cell_names(c.source) if c.cell_type == "code" else (set(), set()) for c in cells]
+    if any(n is None for n in names):
+        out, above = {}, set()
+        for cell in cells:
+            if is_answer(cell):
+                above.add(nh.grade_id(cell))
+            elif is_test(cell):
+                out[nh.grade_id(cell)] = set(above)
+        return out
+    memo: dict[int, set[str]] = {}
+
+    def answers_behind(i: int) -> set[str]:
+        if i not in memo:
+            found = set()
+            for name in names[i][1]:
+                j = next((j for j in range(i - 1, -1, -1) if name in names[j][0]), None)
+                if j is not None:  # else: a builtin
+                    found |= answers_behind(j) | ({nh.grade_id(cells[j])} if is_answer(cells[j]) else set())
+            memo[i] = found
+        return memo[i]
+
+    return {nh.grade_id(c): answers_behind(i) for i, c in enumerate(cells) if is_test(c)}
+
+
 @dataclass
 class Exercise:
     """One notebook of an assignment: its release, its source and the grading the source implies."""
@@ -122,14 +229,21 @@ class Exercise:
     def tests(self) -> list[str]:
         return [nh.grade_id(c) for c in self.source.cells if is_test(c)]
 
-    def expected(self, right) -> dict[str, float]:
-        """Points of each test cell when the answer cells in `right` are right and the others not."""
-        out, ok = {}, True
+    @property
+    def checks(self) -> dict[str, set[str]]:
+        """Test cell -> the answer cells it checks."""
+        return checked_answers(self.source.cells)
+
+    def expected(self, right, lost_at: str | None = None) -> dict[str, float]:
+        """Points of each test cell when the answer cells in `right` are right and the others not:
+        a test earns its points when every answer it checks is right. `lost_at`: the kernel is lost
+        at that answer cell, and every test below it scores zero."""
+        out, lost, checks = {}, False, self.checks
         for cell in self.source.cells:
-            if is_answer(cell):
-                ok = ok and nh.grade_id(cell) in right
-            elif is_test(cell):
-                out[nh.grade_id(cell)] = float(meta(cell)["points"]) if ok else 0.0
+            gid = nh.grade_id(cell)
+            lost = lost or (lost_at is not None and gid == lost_at)
+            if is_test(cell):
+                out[gid] = float(meta(cell)["points"]) if not lost and checks[gid] <= set(right) else 0.0
         return out
 
     def student(self, right=(), broken: dict[str, str] | None = None) -> nbformat.NotebookNode:
@@ -207,6 +321,11 @@ def partial(ex: Exercise) -> set[str]:
     return set(ex.answers[:len(ex.answers) // 2])
 
 
+def partial_raises(ex: Exercise) -> str:
+    """The answer the partial student gets wrong: the first one after the right ones."""
+    return ex.answers[len(partial(ex))]
+
+
 def main_class(ex: Exercise) -> dict[str, tuple[nbformat.NotebookNode, dict[str, float]]]:
     """student -> (notebook, expected points per test cell) for the `grade.py all` run."""
     everything, last = set(ex.answers), ex.answers[-1]
@@ -217,8 +336,11 @@ def main_class(ex: Exercise) -> dict[str, tuple[nbformat.NotebookNode, dict[str,
     nb.cells.insert(find(nb, ex.answers[0]) + 1, new_cell(FLOOD))
     students["noisy"] = nb, ex.expected(everything)
 
-    wrong = ex.answers[len(half)]  # the first answer that is not right raises ZeroDivisionError
-    students["partial"] = ex.student(right=half, broken={wrong: "1 / 0"}), ex.expected(half)
+    # the first answer that is not right raises ZeroDivisionError, the ones after it are left
+    # untouched, except the last, which is right again: its tests must still earn their points
+    later = set(ex.answers[len(half) + 1:][-1:])
+    students["partial"] = (ex.student(right=half | later, broken={partial_raises(ex): "1 / 0"}),
+                           ex.expected(half | later))
 
     # the same answers, and every test cell tampered with: edited (asserts replaced by `pass`, with
     # 1000 points, unlocked, marked not graded and tagged to be skipped), turned into markdown,
@@ -255,7 +377,7 @@ def main_class(ex: Exercise) -> dict[str, tuple[nbformat.NotebookNode, dict[str,
 
     nb = ex.student(right=everything)
     nb.cells.insert(find(nb, last), new_cell(KILL))
-    students["kernel-killed"] = nb, ex.expected(everything - {last})
+    students["kernel-killed"] = nb, ex.expected(everything, lost_at=last)
     return students
 
 
@@ -269,7 +391,7 @@ def loop_class(ex: Exercise) -> dict[str, tuple[nbformat.NotebookNode, dict[str,
     # a loop an interrupt can't stop: the kernel is given up, the cells after it score zero
     nb = ex.student(right=everything)
     nb.cells[find(nb, last)].source += "\n" + WAIT_IGNORING_INTERRUPTS
-    students["loop-unstoppable"] = nb, ex.expected(everything - {last})
+    students["loop-unstoppable"] = nb, ex.expected(everything, lost_at=last)
     return students
 
 
@@ -382,12 +504,27 @@ def test_correct_answers_get_full_marks_and_noise_stays_out_of_feedback(graded):
 
 @crafted
 def test_partially_correct_scores_exactly_the_right_cells(graded):
-    """The first answers right, the next one raising ZeroDivisionError, the rest untouched."""
+    """The first answers right, the next one raising ZeroDivisionError, the rest untouched except
+    the last answer, right again: the tests after the error are still run and earn their points."""
     expected = graded.expected["partial"]
     assert graded.cells("partial") == expected
     if any(len(ex.answers) > 1 for ex in graded.exercises):
         assert 0 < graded.scores["partial"].total < graded.scores["partial"].max
-    assert errors_of(graded.autograded("partial"), "ZeroDivisionError")
+    later_checked = 0
+    for ex, nb in zip(graded.exercises, graded.autograded("partial")):
+        raised = [i for i, c in enumerate(nb.cells) for out in c.get("outputs", [])
+                  if out.get("output_type") == "error" and out.get("ename") == "ZeroDivisionError"]
+        assert raised, f"{ex.name}: the wrong answer did not raise"
+        later, full = ex.answers[-1], ex.expected(ex.answers)
+        if later == partial_raises(ex) or later in partial(ex):
+            continue  # too few answers for a right one after the wrong one
+        for gid, answers in ex.checks.items():
+            if later in answers:  # a test of the later answer, run after the error: full marks
+                assert find(nb, gid) > min(raised)
+                assert graded.scores["partial"].cells[gid] == (full[gid], full[gid]) and full[gid] > 0, gid
+                later_checked += 1
+    if any(len(ex.answers) > 2 for ex in graded.exercises):
+        assert later_checked, "no test of a right answer ran after the error"
 
 
 @crafted
@@ -551,8 +688,40 @@ def test_exercise_kinds_are_read_from_the_code():
     assert region_kinds("class B:\n    def forward(self, x):\n        ### BEGIN SOLUTION\n        return x\n"
                         "        ### END SOLUTION") == {"method of a class"}
     assert region_kinds("### BEGIN SOLUTION\nx = 1\n### END SOLUTION") == {"top-level code"}
-    assert "01_efficiency" in crafted_assignments()
+    shuffle = "def f(x, g):\n    ### BEGIN SOLUTION\n    return x.view(g, -1).transpose(0, 1)\n    ### END SOLUTION"
+    assert region_kinds(shuffle) == {"function", "tensor code"}
+    assert region_kinds("import torch\ndef f(x):\n    ### BEGIN SOLUTION\n    return x + 1\n    ### END SOLUTION") == {"function"}
+    assert region_kinds("def f(a, b):\n    ### BEGIN SOLUTION\n    return a @ b\n    ### END SOLUTION") == {"function", "tensor code"}
+    assert crafted_assignments()[:2] == ["01_efficiency", "02_blocks"]  # numbers; tensors (channel_shuffle, attention)
     assert all(exercise_kinds(a) for a in nh.assignments())
+
+
+def _cell(source: str, gid: str | None = None, answer: bool = False, points: int = 1):
+    cell = nbformat.v4.new_code_cell(source)
+    if gid:
+        cell.metadata["nbgrader"] = {"grade_id": gid, "solution": answer, "grade": not answer, "points": points}
+    return cell
+
+
+def test_a_test_checks_the_answers_behind_the_names_it_uses():
+    cells = [_cell("import math\nfrom torch import nn"),
+             _cell("def f(x):\n    return math.sqrt(x)", "A", answer=True),
+             _cell("def g(x, f=None):\n    return f(x) + h(x)\ndef h(x):\n    return [y for y in x]", "B", answer=True),
+             _cell("v = g(1)\nw = 2"),
+             _cell("assert f(4) == 2", "t-f"),
+             _cell("assert v == 3", "t-v"),
+             _cell("_x = len([1])\nassert _x == 1\nfor y in range(2):\n    pass", "t-own"),
+             _cell("assert w == 2", "t-w"),  # w is set after g(1), which raises when g is wrong
+             _cell("def f(x):\n    return x", "C", answer=True),
+             _cell("assert f(2) == 2 and nn", "t-f2")]
+    assert checked_answers(cells) == {"t-f": {"A"}, "t-v": {"B"}, "t-own": set(), "t-w": {"B"}, "t-f2": {"C"}}
+    # B's g takes f as a parameter (not answer A's f); a demo cell's results depend on what it calls
+    cells[2] = _cell("def g(x):\n    return f(x)", "B", answer=True)
+    assert checked_answers(cells)["t-v"] == {"A", "B"}
+    # a cell that is not plain Python: every answer above
+    cells.insert(4, _cell("%timeit g(1)"))
+    assert checked_answers(cells) == {"t-f": {"A", "B"}, "t-v": {"A", "B"}, "t-own": {"A", "B"}, "t-w": {"A", "B"},
+                                      "t-f2": {"A", "B", "C"}}
 
 
 def test_collect_finds_renamed_copies_and_takes_the_newest(tmp_path):
