@@ -1,11 +1,21 @@
 """Data-parallel supernet training under torchrun (2 ranks, gloo, CPU): the weights after a few
 steps equal a single process that sees the same global batches split into the same per-rank
 micro-batches and averages their gradients (the oracle, written out here as a plain loop;
-BatchNorm normalises per micro-batch in both), every rank derives the same DARTS genotype, and
-only rank 0 writes checkpoints. This file is also the worker script torchrun runs."""
+BatchNorm normalises per micro-batch in both), for the sandwich and the uniform rule and for
+first- and second-order DARTS; every rank holds the same α and derives the same DARTS genotype;
+only rank 0 writes checkpoints. This file is also the worker script torchrun runs.
+
+Why a hand-written oracle and not `train_supernet` in one process over the global batch: DDP
+without SyncBatchNorm (which needs CUDA and NCCL) normalises each rank's micro-batch with that
+micro-batch's own statistics, so 2 ranks of B/2 compute another function than one process of B,
+and no single-process call of the library reproduces that split. The oracle does the split by
+hand and is otherwise the library's single-process path: with one micro-batch it equals
+`train_supernet` (checked below), so the DDP tests check exactly the split and the all-reduce.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -30,10 +40,14 @@ from edgeai.strategies.gradient import split_for_search
 RANKS = 2
 SPACE = NetworkSpaceConfig.digits(stages=((8, 1), (16, 2)), depths=(1, 2), kernels=(3, 5), expand_ratios=(2, 3),
                                   widths=(0.5, 1.0), resolutions=(8, 16))
-# sandwich with in-place distillation: 3 sub-networks (several backward passes) per step, 4 steps
-SUPERNET = SupernetTrainConfig(epochs=1, batch_size=16, lr=0.1, num_random=1, seed=0)
-DARTS = DartsConfig(init_channels=2, layers=3, steps=2, multiplier=2, epochs=2, batch_size=16, lr=0.05,
-                    arch_lr=3e-2, order="second")
+# sandwich with in-place distillation: 3 sub-networks (several backward passes) per step, 4 steps;
+# the uniform rule of the ofa-evolution-digits preset: 2 random sub-networks per step, no distillation
+SUPERNET = {"sandwich": SupernetTrainConfig(epochs=1, batch_size=16, lr=0.1, num_random=1, seed=0),
+            "uniform": SupernetTrainConfig(rule="uniform", epochs=1, batch_size=16, lr=0.1, num_random=2, seed=0)}
+# second order (DARTS's paper) and first order (the darts-* presets' and DartsConfig's default)
+DARTS = {"second": DartsConfig(init_channels=2, layers=3, steps=2, multiplier=2, epochs=2, batch_size=16, lr=0.05,
+                               arch_lr=3e-2, order="second")}
+DARTS["first"] = dataclasses.replace(DARTS["second"], order="first")
 
 
 @pytest.fixture(autouse=True)
@@ -64,26 +78,44 @@ def initial_supernet() -> Supernet:
 def worker(out: Path) -> None:
     import torch.distributed as torch_dist
 
+    import edgeai.strategies.darts as darts_module
+    import edgeai.strategies.gradient as gradient
     from edgeai import distributed as dist
 
     torch.set_num_threads(1)
     dist.init_from_env("cpu")
     rank = dist.rank()
-    saves = []
-    real_save = sn._save_checkpoint
-    sn._save_checkpoint = lambda *a: (saves.append(rank), real_save(*a))
-    net = initial_supernet()
-    result = train_supernet(net, supernet_data(), SUPERNET, threads=1, progress=False,
-                            checkpoint=out / "supernet.pt")
-    torch.save(net.state_dict(), out / f"supernet-rank{rank}.pt")
+    report = {}
+    # every checkpoint write of this rank counted: the supernet's and the DARTS search's
+    saves = {"supernet": 0, "darts": 0}
+    real_supernet_save, real_darts_save = sn._save_checkpoint, gradient._save
+    sn._save_checkpoint = lambda *a: (saves.__setitem__("supernet", saves["supernet"] + 1), real_supernet_save(*a))
+    gradient._save = lambda *a: (saves.__setitem__("darts", saves["darts"] + 1), real_darts_save(*a))
+    for rule, config in SUPERNET.items():
+        net = initial_supernet()
+        result = train_supernet(net, supernet_data(), config, threads=1, progress=False,
+                                checkpoint=out / "supernet.pt" if rule == "sandwich" else None)
+        torch.save(net.state_dict(), out / f"supernet-{rule}-rank{rank}.pt")
+        report[f"supernet-{rule}-losses"] = result.losses
 
-    darts = darts_search(darts_data(), DARTS, seed=0, threads=1, progress=False, checkpoint=out / "darts.pt")
-    genotypes = [None] * RANKS
-    torch_dist.all_gather_object(genotypes, darts.arch)
-    (out / f"rank{rank}.json").write_text(json.dumps({
-        "supernet_saves": len(saves), "supernet_losses": result.losses, "genotypes": genotypes,
-        "darts_scores": [t.score for t in darts.history], "darts_losses": [t.metrics["train_loss"] for t in darts.history],
-    }))
+    searchers = []  # darts_search's DartsSearch, to read this rank's α and weights
+
+    class Recorded(DartsSearch):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            searchers.append(self)
+
+    darts_module.DartsSearch = Recorded
+    for order, config in DARTS.items():
+        darts = darts_search(darts_data(), config, seed=0, threads=1, progress=False,
+                             checkpoint=out / "darts.pt" if order == "second" else None)
+        torch.save(searchers[-1].model.state_dict(), out / f"darts-{order}-rank{rank}.pt")
+        genotypes = [None] * RANKS
+        torch_dist.all_gather_object(genotypes, darts.arch)
+        report[f"darts-{order}-genotypes"] = genotypes
+        report[f"darts-{order}-losses"] = [t.metrics["train_loss"] for t in darts.history]
+    report["saves"] = saves
+    (out / f"rank{rank}.json").write_text(json.dumps(report))
     dist.shutdown()
 
 
@@ -123,8 +155,9 @@ def ranks(tmp_path_factory):
 # --------------------------------------------------------------------------------------------
 
 
-def micro_batched_supernet() -> Supernet:
-    config = SUPERNET
+def micro_batched_supernet(config: SupernetTrainConfig, ranks: int = RANKS) -> Supernet:
+    """`config`'s training, each global batch split into `ranks` micro-batches whose gradients are
+    averaged (each normalised by BatchNorm on its own, as on its own rank)."""
     net = initial_supernet()
     inputs = sn.Inputs(supernet_data(), SPACE.resolutions)
     n = len(inputs.labels)
@@ -136,16 +169,16 @@ def micro_batched_supernet() -> Supernet:
     net.train()
     for index, y in batches(Split(torch.arange(n), inputs.labels), config.batch_size, rng=order, drop_last=True):
         opt.zero_grad(set_to_none=True)
-        archs = sn._step_archs(net, rng, config, ELASTIC_DIMENSIONS)  # largest, smallest, 1 random
-        for part, y_part in zip(index.chunk(RANKS), y.chunk(RANKS)):  # rank r's shard
+        archs = sn._step_archs(net, rng, config, ELASTIC_DIMENSIONS)  # sandwich: largest, smallest, random
+        for part, y_part in zip(index.chunk(ranks), y.chunk(ranks)):  # rank r's shard
             soft = None
             for i, arch in enumerate(archs):
                 logits = net(inputs.train_batch(part, arch["resolution"]), arch)
                 loss = loss_fn(logits, y_part)
                 if soft is not None:
                     loss = loss + sn._soft_cross_entropy(logits, soft)
-                (loss / RANKS).backward()  # the mean over the ranks of each rank's gradient
-                if i == 0:
+                (loss / ranks).backward()  # the mean over the ranks of each rank's gradient
+                if i == 0 and config.rule == "sandwich" and config.distill:
                     soft = logits.detach()  # in-place distillation from the largest
         opt.step()
         sched.step()
@@ -168,46 +201,73 @@ def _parameters(net: nn.Module) -> dict:
     return {name: p.detach() for name, p in net.named_parameters()}  # not the BN running statistics
 
 
+def test_the_oracle_with_one_micro_batch_is_train_supernet_in_one_process():
+    """The oracle is the library's single-process training but for the split: the same
+    sub-networks, batches, losses and optimiser steps."""
+    for rule, config in SUPERNET.items():
+        with torch.random.fork_rng(devices=[]):
+            oracle = _parameters(micro_batched_supernet(config, ranks=1))
+            net = initial_supernet()
+            train_supernet(net, supernet_data(), config, threads=1, progress=False)
+        for name, p in _parameters(net).items():
+            torch.testing.assert_close(oracle[name], p, msg=f"{rule}: {name}")
+
+
 @pytest.mark.xdist_group("ddp")
-def test_ddp_supernet_equals_one_process_over_the_same_micro_batches(ranks):
+@pytest.mark.parametrize("rule", list(SUPERNET))
+def test_ddp_supernet_equals_one_process_over_the_same_micro_batches(ranks, rule):
     out, reports = ranks
     with torch.random.fork_rng(devices=[]):
-        reference = _parameters(micro_batched_supernet())
+        reference = _parameters(micro_batched_supernet(SUPERNET[rule]))
     start = _parameters(initial_supernet())
     for r in range(RANKS):
-        trained = torch.load(out / f"supernet-rank{r}.pt")
+        trained = torch.load(out / f"supernet-{rule}-rank{r}.pt")
         moved = 0
         for name, p in reference.items():
             torch.testing.assert_close(trained[name], p, rtol=1e-4, atol=1e-5, msg=f"rank {r}: {name}")
             moved += not torch.equal(p, start[name])
         assert moved > len(reference) // 2  # the steps really trained (not an equality of untouched weights)
-    assert reports[0]["supernet_losses"] == reports[1]["supernet_losses"]  # averaged over the ranks
+    losses = reports[0][f"supernet-{rule}-losses"]
+    assert losses == reports[1][f"supernet-{rule}-losses"] and len(losses) == 1  # averaged over the ranks
 
 
 @pytest.mark.xdist_group("ddp")
-def test_ddp_darts_keeps_alpha_identical_and_equal_to_one_process(ranks):
+@pytest.mark.parametrize("order", list(DARTS))
+def test_ddp_darts_keeps_alpha_identical_and_equal_to_one_process(ranks, order):
     out, reports = ranks
-    genotypes = reports[0]["genotypes"]
-    assert genotypes[0] == genotypes[1] and reports[1]["genotypes"] == genotypes  # every rank derives the same
-    state = torch.load(out / "darts.pt", weights_only=False)["searcher"]  # rank 0's checkpoint
+    config = DARTS[order]
+    genotypes = reports[0][f"darts-{order}-genotypes"]
+    assert genotypes[0] == genotypes[1] and reports[1][f"darts-{order}-genotypes"] == genotypes  # every rank derives the same
+    states = [torch.load(out / f"darts-{order}-rank{r}.pt") for r in range(RANKS)]
     data = darts_data()
     with torch.random.fork_rng(devices=[]):
-        reference = MicroBatchedDarts(data.input_shape, data.num_classes, DARTS, seed=0)
-        w_half, a_half = split_for_search(data.train, DARTS.train_portion)
-        for _ in range(DARTS.epochs):
+        reference = MicroBatchedDarts(data.input_shape, data.num_classes, config, seed=0)
+        initial = {name: p.clone() for name, p in _parameters(reference.model).items()}
+        w_half, a_half = split_for_search(data.train, config.train_portion)
+        for _ in range(config.epochs):
             reference.train_epoch(w_half, a_half)
-    for name, p in _parameters(reference.model).items():
-        torch.testing.assert_close(state["model"][name], p, rtol=1e-4, atol=1e-5, msg=name)
+    expected = _parameters(reference.model)
+    for name in ("alpha_normal", "alpha_reduce"):
+        # α the same bit for bit on every rank (each α gradient averaged over the ranks before Adam)
+        assert torch.equal(states[1][name], states[0][name]), f"rank 1's {name} differs from rank 0's"
+        assert not torch.allclose(states[0][name], initial[name], atol=1e-3)  # α really moved
+    for r in range(RANKS):
+        for name, p in expected.items():  # α and w
+            torch.testing.assert_close(states[r][name], p, rtol=1e-4, atol=1e-5, msg=f"rank {r}: {name}")
     assert reference.derive() == genotypes[0]
-    initial = DartsSearch(data.input_shape, data.num_classes, DARTS, seed=0).model.alpha_normal
-    assert not torch.allclose(state["model"]["alpha_normal"], initial, atol=1e-3)  # α really moved
-    assert reports[0]["darts_losses"] == reports[1]["darts_losses"]
+    assert reports[0][f"darts-{order}-losses"] == reports[1][f"darts-{order}-losses"]
+    if order == "second":  # rank 0's checkpoint holds what it trained
+        saved = torch.load(out / "darts.pt", weights_only=False)["searcher"]["model"]
+        for name, p in states[0].items():
+            assert torch.equal(saved[name], p), name
 
 
 @pytest.mark.xdist_group("ddp")
 def test_only_rank_zero_writes_checkpoints(ranks):
     out, reports = ranks
-    assert reports[0]["supernet_saves"] == SUPERNET.epochs and reports[1]["supernet_saves"] == 0
+    # the supernet: one write per epoch; DARTS: one per epoch and one when finished (run_epochs)
+    assert reports[0]["saves"] == {"supernet": SUPERNET["sandwich"].epochs, "darts": DARTS["second"].epochs + 1}
+    assert reports[1]["saves"] == {"supernet": 0, "darts": 0}, "rank 1 wrote a checkpoint"
     assert (out / "supernet.pt").exists() and (out / "darts.pt").exists()
 
 
