@@ -2,16 +2,21 @@
 a seeded search has exactly the sequential history (the oracle: the same search without an
 executor) whatever order the workers finish in; repeats of running evaluations, the budget,
 max_trials, max_repeats, failures and resume behave as in the sequential run. The thread pool
-runs the driver's logic quickly with scrambled completion orders; a local Ray with 2 CPUs (one
-session for the module) runs the real engine."""
+runs the driver's logic quickly with scrambled completion orders; a local Ray with 2 CPUs runs the
+real engine: one session for the module, started by RayExecutor itself and stopped by its
+close() (checked: no Ray process left). A fresh interpreter checks that the library never
+imports Ray unless asked to."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -180,18 +185,55 @@ def test_an_interrupted_parallel_search_resumes_to_the_same_end(threads, tmp_pat
 # The real engine: a local Ray with 2 CPUs
 # --------------------------------------------------------------------------------------------
 
+ROOT = Path(__file__).resolve().parents[1]
+
+def run_python(code: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+
+
+def test_importing_the_library_does_not_import_ray():
+    """Ray is an optional extra, imported only by RayExecutor: every module of edgeai imports without it."""
+    code = """
+import importlib, json, pkgutil, sys
+import edgeai
+names = [m.name for m in pkgutil.walk_packages(edgeai.__path__, "edgeai.") if not m.name.endswith("__main__")]
+for name in names:
+    importlib.import_module(name)
+print(json.dumps({"modules": names, "ray": sorted(m for m in sys.modules if m == "ray" or m.startswith("ray."))}))
+"""
+    proc = run_python(code)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert {"edgeai.executors", "edgeai.cli", "edgeai.runs", "edgeai.strategies.darts"} <= set(report["modules"])
+    assert report["ray"] == []
+
 
 @pytest.fixture(scope="module")
 def ray_executor():
+    """A RayExecutor that starts a local Ray of its own (2 CPUs) and, at the end of the module,
+    stops it: Ray no longer initialised, and every process it started (GCS, raylet, workers) gone."""
     ray = pytest.importorskip("ray")
+    psutil = pytest.importorskip("psutil")
     from ray import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray's workers cannot import this test file
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    try:
-        yield RayExecutor(num_cpus=1)
-    finally:
+    if ray.is_initialized():  # left by another test module of this process
         ray.shutdown()
+    here = psutil.Process()
+    before = {p.pid for p in here.children(recursive=True)}
+    executor = RayExecutor(num_cpus=1, init=dict(num_cpus=2, log_to_driver=False, configure_logging=False))
+    assert ray.is_initialized(), "RayExecutor did not start a local Ray"
+    try:
+        yield executor
+    finally:
+        started = [p for p in here.children(recursive=True) if p.pid not in before]
+        executor.close()
+    assert started, "no Ray process was started"
+    assert not ray.is_initialized(), "close() left the Ray session it started running"
+    _, alive = psutil.wait_procs(started, timeout=20)
+    alive = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not alive, f"processes of Ray left running after close(): {[p.name() for p in alive]}"
 
 
 @pytest.mark.xdist_group("ray")
@@ -203,6 +245,18 @@ def test_ray_history_equals_the_sequential_one(kind, ray_executor):
     parallel = search(STRATEGIES[kind](), slow_score, budget, executor=ray_executor, progress=False)
     assert history(parallel) == history(sequential)
     assert all(t.seconds > 0 for t in parallel.evaluated)  # timed in the worker
+
+
+@pytest.mark.xdist_group("ray")
+def test_ray_executor_leaves_a_session_it_did_not_start_running(ray_executor):
+    import ray
+
+    executor = RayExecutor(num_cpus=1)  # Ray is already initialised (by ray_executor): used as it is
+    assert executor.workers == 2 and ray_executor.workers == 2  # 2 CPUs, 1 per trial
+    executor.close()
+    assert ray.is_initialized()
+    with pytest.raises(ValueError, match="already initialised"):
+        RayExecutor(num_cpus=1, init=dict(num_cpus=2))
 
 
 @pytest.mark.xdist_group("ray")
