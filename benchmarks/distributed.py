@@ -7,12 +7,15 @@
 (b) a supernet epoch with 1 vs 2 DDP processes (torchrun, gloo on the CPU): the
     `ofa-evolution-digits` preset's supernet and training settings (uniform rule, 2 sub-networks
     per step, global batch 64) over the whole digits training split, one thread per process; and
-    one process with 2 threads for comparison.
+    one process with 2 threads for comparison. `--device cuda`: the same epoch on one GPU (the
+    single-GPU throughput of the same run) and, on a machine with N >= 2 GPUs, with N DDP
+    processes, one per GPU, over NCCL (what `torchrun --nproc-per-node N -m edgeai search ...`
+    does); the library's CUDA defaults (bf16 autocast).
 
-    python benchmarks/distributed.py [--candidates 8] [--repeats 2] [--skip-ray] [--skip-ddp]
+    python benchmarks/distributed.py [--candidates 8] [--repeats 2] [--skip-ray] [--skip-ddp] [--device cpu|cuda]
 
-Each figure is the minimum over `--repeats` runs (the machine may be shared). A GPU machine
-runs (b) with NCCL as `torchrun --nproc-per-node N -m edgeai search --preset ofa-evolution-cifar10`.
+Each figure is the minimum over `--repeats` runs (the machine may be shared). (a) always trains
+its candidates on the CPU (the course's digits candidates: one thread each).
 
 Measured on the course's 2-core CPU machine (shared with other work; best of two runs of
 `--repeats 2`, torch 2.13 CPU, Ray 2.60, no GPU):
@@ -21,6 +24,7 @@ Measured on the course's 2-core CPU machine (shared with other work; best of two
     (b) one supernet epoch (16 steps of 64 images): 1 process / 1 thread 2.99 s, 2 DDP processes
         of 1 thread 2.02 s: 1.5-1.7x; 1 process / 2 threads 1.84 s: on two cores and so small a
         network, intra-op threads are as fast as DDP, which pays a gloo all-reduce per step
+    `--device cuda` not measured yet: no GPU machine was lent to the task that added it.
 """
 
 from __future__ import annotations
@@ -94,8 +98,9 @@ def _warm_up(seconds: float) -> int:
 # ------------------------------------------------------------------ (b) DDP processes
 
 
-def ddp_worker(out: Path, threads: int) -> None:
-    """One epoch of supernet training (after an untimed warm-up of 2 steps), on every rank."""
+def ddp_worker(out: Path, threads: int, device: str = "cpu") -> None:
+    """One epoch of supernet training (after an untimed warm-up of 2 steps), on every rank:
+    `device` "cpu" (gloo between ranks) or "cuda" (this rank's GPU, NCCL between ranks)."""
     from edgeai import distributed as dist
     from edgeai.data import digits
     from edgeai.estimation.supernet import Supernet, SupernetTrainConfig, train_supernet
@@ -103,7 +108,9 @@ def ddp_worker(out: Path, threads: int) -> None:
     from edgeai.runs import network_space
 
     if dist.launched():
-        dist.init_from_env("cpu")
+        here = dist.init_from_env(device)  # cuda: cuda:LOCAL_RANK, NCCL
+    else:
+        here = torch.device(device)
     preset = PRESETS["ofa-evolution-digits"]
     space = network_space(preset, "digits")
     data = {r: digits(resolution=r, seed=0) for r in space.config.resolutions}
@@ -111,15 +118,22 @@ def ddp_worker(out: Path, threads: int) -> None:
     torch.manual_seed(0)
     net = Supernet(space)
     warm = {r: d.with_train_subset(2 * config.batch_size, seed=0) for r, d in data.items()}
-    train_supernet(net, warm, config, threads=threads, progress=False)  # allocator, DDP buckets, imports
+    train_supernet(net, warm, config, device=here, threads=threads, progress=False)  # allocator, DDP buckets, kernels
+    _synchronize(here)
     start = time.perf_counter()
-    result = train_supernet(net, data, config, threads=threads, progress=False)
+    result = train_supernet(net, data, config, device=here, threads=threads, progress=False)
+    _synchronize(here)  # the GPU's queue finished before the clock stops
     seconds = time.perf_counter() - start
     if dist.is_main():
         n = len(data[max(data)].train)
         out.write_text(json.dumps({"seconds": seconds, "steps": result.steps, "images": n,
-                                   "ranks": dist.world_size(), "loss": result.losses[-1]}))
+                                   "ranks": dist.world_size(), "device": str(here), "loss": result.losses[-1]}))
     dist.shutdown()
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _free_port() -> int:
@@ -128,27 +142,50 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def bench_ddp(repeats: int) -> dict:
-    out = {}
+def ddp_runs(device: str, gpus: int) -> list[tuple[str, int, int]]:
+    """(name, processes, threads per process) of each run of (b)."""
+    if device == "cpu":
+        return [("1 process, 1 thread", 1, 1), ("1 process, 2 threads", 1, 2), ("2 DDP processes, 1 thread each", 2, 1)]
+    runs = [("1 GPU", 1, 1)]  # the single-GPU throughput of the same epoch
+    if gpus >= 2:
+        runs.append((f"{gpus} GPUs, DDP (NCCL)", gpus, 1))
+    return runs
+
+
+def launch_command(report: Path, processes: int, threads: int, device: str) -> list[str]:
+    """torchrun with one process per CPU share or per GPU, each running `ddp_worker`."""
+    return [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={processes}",
+            "--master-addr=127.0.0.1", f"--master-port={_free_port()}", __file__,
+            "--ddp-worker", str(report), "--threads", str(threads), "--device", device]
+
+
+def bench_ddp(repeats: int, device: str = "cpu") -> dict:
+    gpus = torch.cuda.device_count() if device == "cuda" else 0
+    if device == "cuda" and gpus == 0:
+        raise SystemExit("--device cuda: no CUDA device here (torch.cuda.device_count() == 0)")
+    out = {"device": device if device == "cpu" else f"{gpus} x {torch.cuda.get_device_name(0)}"}
+    runs = ddp_runs(device, gpus)
     with tempfile.TemporaryDirectory() as tmp:
-        for name, ranks, threads in (("1 process, 1 thread", 1, 1), ("1 process, 2 threads", 1, 2),
-                                     ("2 DDP processes, 1 thread each", 2, 1)):
+        for name, processes, threads in runs:
             timings = []
             for _ in range(repeats):
                 report = Path(tmp) / "report.json"
-                cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={ranks}",
-                       "--master-addr=127.0.0.1", f"--master-port={_free_port()}", __file__,
-                       "--ddp-worker", str(report), "--threads", str(threads)]
                 env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-                subprocess.run(cmd, check=True, env=env, cwd=ROOT, capture_output=True)
+                proc = subprocess.run(launch_command(report, processes, threads, device), env=env, cwd=ROOT,
+                                      capture_output=True, text=True)
+                if proc.returncode != 0:
+                    raise SystemExit(f"{name}: torchrun failed ({proc.returncode}):\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
                 timings.append(json.loads(report.read_text()))
             best = min(timings, key=lambda r: r["seconds"])
             out[name] = {"seconds per epoch": best["seconds"], "images/s": best["images"] / best["seconds"],
                          "steps": best["steps"]}
-    one = out["1 process, 1 thread"]["seconds per epoch"]
-    out["speed-up 2 DDP processes vs 1 process (1 thread)"] = one / out["2 DDP processes, 1 thread each"]["seconds per epoch"]
-    out["speed-up 2 DDP processes vs 1 process (2 threads)"] = (out["1 process, 2 threads"]["seconds per epoch"]
-                                                                / out["2 DDP processes, 1 thread each"]["seconds per epoch"])
+    seconds = {name: out[name]["seconds per epoch"] for name, _, _ in runs}
+    if device == "cpu":
+        two = seconds["2 DDP processes, 1 thread each"]
+        out["speed-up 2 DDP processes vs 1 process (1 thread)"] = seconds["1 process, 1 thread"] / two
+        out["speed-up 2 DDP processes vs 1 process (2 threads)"] = seconds["1 process, 2 threads"] / two
+    elif gpus >= 2:
+        out[f"speed-up {gpus} GPUs vs 1 GPU"] = seconds["1 GPU"] / seconds[f"{gpus} GPUs, DDP (NCCL)"]
     return out
 
 
@@ -158,17 +195,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--skip-ray", action="store_true")
     parser.add_argument("--skip-ddp", action="store_true")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="(b) on the CPU (gloo) or on GPUs (one process per GPU, NCCL, and a 1-GPU run)")
     parser.add_argument("--ddp-worker", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.ddp_worker:
-        ddp_worker(args.ddp_worker, args.threads)
+        ddp_worker(args.ddp_worker, args.threads, args.device)
         return
     report = {"machine": f"{os.cpu_count()} CPU cores, torch {torch.__version__}, CUDA: {torch.cuda.is_available()}"}
     if not args.skip_ray:
         report["ray"] = bench_ray(args.candidates, args.repeats)
     if not args.skip_ddp:
-        report["ddp"] = bench_ddp(args.repeats)
+        report["ddp"] = bench_ddp(args.repeats, args.device)
     print(json.dumps(report, indent=1))
 
 
