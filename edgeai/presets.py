@@ -121,7 +121,7 @@ _add(Preset(
     source="Lin et al. 2020 (MCUNet): search under the device's SRAM and Flash limits",
     budget=12, epochs=3, tier="tiny",
     strategy_settings=dict(population_size=6, parents=2, mutate_prob=0.2),
-    train_settings=dict(train_size=192, batch_size=12),
+    train_settings=dict(train_size=192, batch_size=12, channels_last=True),
     space_settings=dict(resolutions=(8, 16)),
 ))
 _add(Preset(
@@ -152,14 +152,14 @@ _add(Preset(
     "the RL controller on the NASNet cell space with children trained briefly on the digits",
     source="Zoph & Le 2017 controller; short proxy training",
     budget=20, epochs=2,
-    train_settings=dict(train_size=192, batch_size=12),
+    train_settings=dict(train_size=192, batch_size=12, channels_last=True),
     space_settings=dict(channels=4, cells_per_stage=1),
 ))
 _add(Preset(
     "random-digits", "random", "digits", "network",
     "random search over the digits network space, each candidate trained briefly",
     source="Bergstra & Bengio 2012", budget=12, epochs=3,
-    train_settings=dict(train_size=192, batch_size=12), space_settings=dict(resolutions=(8, 16)),
+    train_settings=dict(train_size=192, batch_size=12, channels_last=True), space_settings=dict(resolutions=(8, 16)),
 ))
 _add(Preset(
     "random-cifar10", "random", "cifar10", "network",
@@ -172,7 +172,7 @@ _add(Preset(
     "grid-digits", "grid", "digits", "width-resolution",
     "the lecture's grid: width x resolution of one digits network, each cell trained briefly",
     source="Lecture 11, Grid Search; EfficientNet's scaling dimensions", epochs=3,
-    train_settings=dict(train_size=192, batch_size=12),
+    train_settings=dict(train_size=192, batch_size=12, channels_last=True),
     space_settings=dict(widths=(0.5, 1.0, 1.5), resolutions=(8, 16)),
 ))
 _add(Preset(

@@ -312,6 +312,7 @@ def proxy_accuracy(
     optimizer: str = "sgd",
     device: str | torch.device = "cpu",
     threads: int | None = 1,
+    channels_last: bool = False,
     compile: bool | str = False,
 ) -> float:
     """A cheap, lower-fidelity accuracy estimate for search (Elsken et al. 2019, Section 5:
@@ -320,12 +321,14 @@ def proxy_accuracy(
     depend on `seed` only, so every candidate of a search sees the same data in the same order and
     differences come from the architectures. NOTE: a proxy ranks architectures, its numbers are
     lower than fully trained accuracies; check its rank correlation with full training.
-    `threads=1` by default: the candidates of a notebook search are tiny (see `num_threads`).
+    `threads=1` by default: the candidates of a notebook search are tiny (see `num_threads`);
+    `channels_last=True` trains networks with depthwise convolutions 1.3-2x faster on a CPU.
     """
     if train_size is not None and train_size < len(data.train):
         data = data.with_train_subset(train_size, seed)
     result = train_and_evaluate(
         model, data, epochs, seed=seed, lr=lr, batch_size=batch_size, optimizer=optimizer,
-        device=device, threads=threads, compile=compile, track_val=False, test=False, progress=False,
+        device=device, threads=threads, channels_last=channels_last, compile=compile, track_val=False, test=False,
+        progress=False,
     )
     return result.val_accuracy
