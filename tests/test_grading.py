@@ -35,6 +35,7 @@ from __future__ import annotations
 import ast
 import copy
 import csv
+import json
 import math
 import os
 import subprocess
@@ -601,6 +602,17 @@ def test_workflow_exports_every_student_to_csv(graded):
     for student in main - {"broken"}:
         assert float(rows[student]["score"]) == sum(graded.expected[student].values()), student
         assert float(rows[student]["max_score"]) == graded.scores[student].max
+    seconds = json.loads((graded.course / grade.TIMES).read_text())  # for the next run's order
+    assert graded.assignment in seconds and seconds[graded.assignment] > 0
+
+
+def test_autograde_hands_out_the_longest_assignments_first(tmp_path):
+    """With several jobs the longest assignment must start first, or one core idles at the end
+    while the last, long one runs alone (longest-processing-time-first scheduling)."""
+    names = ["01_efficiency", "02_blocks", "07_evolution", "08_estimation"]
+    assert grade.heaviest_first(tmp_path, names) == names[::-1]  # no record yet: the later notebooks first
+    (tmp_path / grade.TIMES).write_text(json.dumps({"01_efficiency": 9.0, "02_blocks": 31.0, "07_evolution": 25.0}))
+    assert grade.heaviest_first(tmp_path, names) == ["02_blocks", "07_evolution", "01_efficiency", "08_estimation"]
 
 
 # --- every notebook, statically -----------------------------------------------------------------------
