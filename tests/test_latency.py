@@ -108,12 +108,13 @@ def test_table_check_against_a_network_of_known_latency():
 def test_table_check_on_a_real_network():
     # A digits-sized CNN at 32x32, batch 1, one thread: the ops take 3-110 µs each, the network
     # about 0.17 ms. The table's sum leaves out what happens between ops (the nn.Sequential's own
-    # calls), so it comes out a little low: benchmarks/estimation.py measured -8.4% at 32x32 and
-    # -25% at 8x8. Here the median of three checks of 31 repeats each stayed between -3.5% and
-    # -10% in 30 tries on a loaded 2-core machine (9 repeats scatter from -55% to +75%: a whole
-    # sub-millisecond measurement fits in one time slice of another process). A table that counts
-    # the 16->16 convolution twice is +46% to +92% off, one that misses it -75%, a table of
-    # doubled entries +80%: each fails the 30% bound.
+    # calls, caches cooled by the other ops), so it comes out low: benchmarks/estimation.py
+    # measured -8.4% at 32x32 and -25% at 8x8. The median of five checks of 31 repeats each, over
+    # 30 tries each: -3.6% to -29% on the 2-core machine loaded by others, -31% to +0.5% beside a process
+    # running convolutions (and one check of three reached -44% in the full parallel suite).
+    # The bound fails a table that doubles every entry (+31% to +87% beside that process), or
+    # misses the 16->16 convolution (-69% to -84%); it would flake only if another process
+    # disturbed the table and the network differently in three of five checks.
     layers = [("conv3x3_1_16", nn.Conv2d(1, 16, 3, padding=1)), ("relu", nn.ReLU()),
               ("conv3x3_16_16", nn.Conv2d(16, 16, 3, padding=1)), ("gap", nn.AdaptiveAvgPool2d(1)),
               ("flatten", nn.Flatten()), ("fc_16_10", nn.Linear(16, 10))]
@@ -123,14 +124,14 @@ def test_table_check_on_a_real_network():
                     "gap@1x16x32x32", "flatten@1x16x1x1", "fc_16_10@1x16"]
     candidates = [(k.split("@")[0], m, tuple(map(int, k.split("@")[1].split("x")))) for k, (_, m) in zip(keys, layers)]
     errors = []
-    for _ in range(3):
+    for _ in range(5):
         table = build_latency_table(candidates, warmup=3, repeats=31, progress=False, threads=1)
         check = check_latency_table(table, layers, x, warmup=3, repeats=31, threads=1)
         assert check.keys == tuple(keys) and check.measured.repeats == 31
         assert check.table_ms == sum(table[k] for k in keys)  # every op once, nothing else
         assert check.relative_error == (check.table_ms - check.measured.median_ms) / check.measured.median_ms
         errors.append(check.relative_error)
-    assert abs(sorted(errors)[1]) < 0.3, errors
+    assert -0.6 < sorted(errors)[2] < 0.25, errors
 
 
 @pytest.mark.parametrize(
