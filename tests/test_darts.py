@@ -32,10 +32,7 @@ from edgeai.strategies.darts import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    with num_threads(1):  # tiny networks: one thread is fastest, and the CPU is shared
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: one CPU thread (conftest.py)
 
 
 def test_mixed_op_is_the_softmax_weighted_sum_of_its_operations():

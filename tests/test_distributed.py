@@ -31,7 +31,6 @@ from torch import nn
 
 import edgeai.estimation.supernet as sn
 from edgeai.data import Split, batches, digits
-from edgeai.estimation.train import num_threads
 from edgeai.estimation.supernet import ELASTIC_DIMENSIONS, Supernet, SupernetTrainConfig, train_supernet
 from edgeai.spaces.network import NetworkSpace, NetworkSpaceConfig
 from edgeai.strategies.darts import DartsConfig, DartsSearch, darts_search
@@ -50,11 +49,7 @@ DARTS = {"second": DartsConfig(init_channels=2, layers=3, steps=2, multiplier=2,
 DARTS["first"] = dataclasses.replace(DARTS["second"], order="first")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks: one CPU thread is faster, and far faster on cores shared with other work."""
-    with num_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: one CPU thread (conftest.py)
 
 
 def supernet_data():

@@ -13,7 +13,6 @@ import torch
 
 from edgeai.efficiency import profile
 from edgeai.estimation.latency import TableCheck, op_key
-from edgeai.estimation.train import num_threads
 from edgeai.estimation.predictors import (
     AccuracyPredictor,
     LatencyPredictor,
@@ -27,11 +26,7 @@ from edgeai.estimation.predictors import (
 from edgeai.spaces.network import NetworkSpace, NetworkSpaceConfig
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks and MLPs: one CPU thread is faster, and far faster on shared cores."""
-    with num_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: one CPU thread (conftest.py)
 
 
 TINY = NetworkSpaceConfig.digits(stages=((8, 1), (16, 2)), depths=(1, 2), kernels=(3, 5), expand_ratios=(2, 3),

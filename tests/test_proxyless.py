@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 
 from edgeai.data import digits
-from edgeai.estimation.train import num_threads
 from edgeai.strategies import ProxylessConfig, ProxylessSpace, proxyless_search
 from edgeai.strategies.proxyless import (
     CANDIDATES,
@@ -25,10 +24,7 @@ from edgeai.strategies.proxyless import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    with num_threads(1):  # tiny networks: one thread is fastest, and the CPU is shared
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: one CPU thread (conftest.py)
 
 
 def _random_layers(seed, sizes=(3, 7, 6)):

@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from edgeai.spaces import CategoricalSpace
-from edgeai.estimation.train import num_threads
 from edgeai.strategies import Reinforce, ReinforceConfig, RandomSearch, SearchResult, search
 from edgeai.strategies.reinforce import reinforce_gradient, reinforce_update
 
@@ -22,10 +21,7 @@ SPACE = CategoricalSpace([(f"d{i}", tuple(f"o{j}" for j in range(k))) for i, k i
 TARGET = {f"d{i}": f"o{(2 * i + 1) % k}" for i, k in enumerate(SIZES)}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    with num_threads(1):  # tiny networks: one thread is fastest, and the CPU is shared
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: one CPU thread (conftest.py)
 
 
 def match_reward(arch):

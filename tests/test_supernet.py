@@ -17,7 +17,6 @@ import edgeai.estimation.supernet as sn
 from edgeai.blocks import ClassifierHead, ConvBNAct, InvertedResidual
 from edgeai.data import digits
 from edgeai.efficiency import profile
-from edgeai.estimation.train import num_threads
 from edgeai.estimation.supernet import (
     ElasticConvBNAct,
     Supernet,
@@ -34,11 +33,7 @@ TINY = NetworkSpaceConfig.digits(stages=((8, 1), (16, 2)), depths=(1, 2), kernel
 FAST = dict(threads=1, progress=False)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks: one CPU thread is faster, and far faster on cores shared with other work."""
-    with num_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: one CPU thread (conftest.py)
 
 
 def _perturb(net: Supernet, seed: int = 0) -> Supernet:
