@@ -238,7 +238,7 @@ def _sdpa_macs(args, out) -> int:
 def _native_mha_macs(args, out) -> int:
     # PyTorch's fused fast path of nn.MultiheadAttention (eval mode, no grad): one aten op that
     # does the Q, K, V projections, the scaled dot-product attention and the output projection.
-    query, key, value, embed_dim = args[0], args[1], args[2], int(args[3])
+    query, key, embed_dim = args[0], args[1], int(args[3])  # args[2]: the values, shaped as the keys
     batch = math.prod(query.shape[:-2]) if query.dim() > 2 else 1
     l, s = query.shape[-2], key.shape[-2]
     projections = batch * (l + 2 * s) * embed_dim * embed_dim  # Q, K, V: L·d² + 2·S·d²

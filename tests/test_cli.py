@@ -97,6 +97,7 @@ def test_proxyless_and_other_presets_build_their_configs():
     for preset in PRESETS.values():  # every preset names a source and resolves
         assert preset.source and preset.description
         config = runs.resolve(None, None, preset.name)
+        assert (config.preset, config.strategy, config.dataset) == (preset.name, preset.strategy, preset.dataset)
         if preset.strategy in ("grid", "random", "evolution", "reinforce"):
             space = runs.make_space(preset, preset.dataset, seed=0)
             assert space.size() > 1

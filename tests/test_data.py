@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import io
 import pickle
-import shutil
 import tarfile
 from collections import Counter
 from pathlib import Path

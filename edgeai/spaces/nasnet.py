@@ -33,13 +33,12 @@ the same width and may feed any later block.
 from __future__ import annotations
 
 import math
-import random
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from edgeai.spaces.base import CategoricalSpace, make_rng
+from edgeai.spaces.base import CategoricalSpace
 from edgeai.spaces.ops import NASNET_OPS, FactorizedReduce, ReLUConvBN
 
 __all__ = ["NASNetCellSpace", "nasnet_space_size", "NASNetConfig", "Cell", "NASNetNetwork", "COMBINERS"]

@@ -514,7 +514,6 @@ class ProxylessSearch:
         batch_size = min(cfg.batch_size, len(w_split), len(a_split))
         search_alpha = self.epoch >= cfg.warmup_epochs
         lr = self.scheduler.get_last_lr()[0]
-        weights = self.model.weights()
         a_batches = batches(a_split, batch_size, rng=self.a_order, drop_last=True)
         self.model.train()
         sums = torch.zeros(3, device=self.device)  # w loss, w correct, α-step CE: summed on the device
