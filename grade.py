@@ -105,17 +105,22 @@ class Report:
     review: list[str] = field(default_factory=list)  # 'student/assignment/notebook: why'
 
 
-TIMES = ".autograde-seconds.json"  # in the course: each assignment's last autograde time (git-ignored)
+TIMES = ".autograde-seconds.json"  # in the course: each assignment's longest autograde time (git-ignored)
+
+
+def recorded_times(course: Path) -> dict[str, float]:
+    """The longest autograde seen of each assignment of `course` (empty before the first)."""
+    try:
+        return {a: float(t) for a, t in json.loads((course / TIMES).read_text()).items()}
+    except (OSError, ValueError, AttributeError):
+        return {}
 
 
 def heaviest_first(course: Path, names: list[str]) -> list[str]:
     """`names` in the order that finishes soonest with several jobs: the longest first (by the
-    last autograde's times; before there are any, the later notebooks first, which run searches)."""
-    try:
-        seconds = json.loads((course / TIMES).read_text())
-    except (OSError, ValueError):
-        seconds = {}
-    return sorted(names, key=lambda a: (float(seconds.get(a, 0.0)), a), reverse=True)
+    recorded times; before there are any, the later notebooks first, which run searches)."""
+    seconds = recorded_times(course)
+    return sorted(names, key=lambda a: (seconds.get(a, 0.0), a), reverse=True)
 
 
 def autograde(course: Path, names: list[str], force: bool = False, jobs: int = 1) -> Report:
@@ -131,11 +136,10 @@ def autograde(course: Path, names: list[str], force: bool = False, jobs: int = 1
     order = heaviest_first(course, names)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         seconds = dict(zip(order, pool.map(one, order)))
-    try:
-        recorded = json.loads((course / TIMES).read_text())
-    except (OSError, ValueError):
-        recorded = {}
-    (course / TIMES).write_text(json.dumps({**recorded, **seconds}, indent=1, sort_keys=True))
+    # the longest time seen: a later run that grades only a few new submissions must not reorder
+    recorded = recorded_times(course)
+    longest = {a: max(t, recorded.get(a, 0.0)) for a, t in seconds.items()}
+    (course / TIMES).write_text(json.dumps({**recorded, **longest}, indent=1, sort_keys=True))
     return report(course, names)
 
 

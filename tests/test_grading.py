@@ -613,6 +613,8 @@ def test_autograde_hands_out_the_longest_assignments_first(tmp_path):
     assert grade.heaviest_first(tmp_path, names) == names[::-1]  # no record yet: the later notebooks first
     (tmp_path / grade.TIMES).write_text(json.dumps({"01_efficiency": 9.0, "02_blocks": 31.0, "07_evolution": 25.0}))
     assert grade.heaviest_first(tmp_path, names) == ["02_blocks", "07_evolution", "01_efficiency", "08_estimation"]
+    (tmp_path / grade.TIMES).write_text("[]")  # not a record: ignored, not a crash
+    assert grade.heaviest_first(tmp_path, names) == names[::-1]
 
 
 # --- every notebook, statically -----------------------------------------------------------------------
