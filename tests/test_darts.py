@@ -15,7 +15,6 @@ from torch import nn
 from torch.func import functional_call
 
 from edgeai.data import Split, digits
-from edgeai.estimation.train import num_threads
 from edgeai.spaces.ops import DARTS_OPS
 from edgeai.strategies import DartsConfig, Genotype, darts_search
 from edgeai.strategies.darts import (
@@ -234,8 +233,7 @@ def test_compiled_search_takes_the_same_steps(order):
     assert compiled.step_model is not compiled.model  # an OptimizedModule over the same parameters
     assert compiled.step_model.parameters().__next__() is compiled.model.parameters().__next__()
     w_split, a_split = Split(data.train.x[:64], data.train.y[:64]), Split(data.train.x[64:], data.train.y[64:])
-    with num_threads(1):
-        logs = [s.train_epoch(w_split, a_split) for s in (plain, compiled)]
+    logs = [s.train_epoch(w_split, a_split) for s in (plain, compiled)]  # one thread: the module's fixture
     assert logs[0]["steps"] == logs[1]["steps"] == 2
     assert logs[1]["train_loss"] == pytest.approx(logs[0]["train_loss"], rel=1e-5)
     for p, q in zip(plain.model.parameters(), compiled.model.parameters()):
